@@ -1,0 +1,36 @@
+//! Command line: one `Parser` struct per subcommand.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::probes::DEFAULT_RING_SIZE;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "oomtrace",
+    version,
+    about = "Trace the kernel's OOM kills with eBPF: who was killed, who triggered it, where, and which limit was hit.",
+    long_about = None
+)]
+pub struct Cli {
+    /// Log level of oomtrace's own messages on stderr (error, warn, info, debug, trace), eBPF-side
+    /// logs included. Default: $RUST_LOG, else info.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<log::LevelFilter>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the tracer: attach to the kernel and write one JSON line per OOM victim to stdout.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Size of the BPF ring buffer in bytes (a power of two, at least 4096). Each victim record
+    /// takes about 900 bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RING_SIZE, env = "OOMTRACE_RING_SIZE")]
+    pub ring_size: u32,
+}

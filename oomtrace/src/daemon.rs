@@ -1,0 +1,81 @@
+//! `oomtrace run`: load, attach, then move records from the ring to the sinks until SIGINT or
+//! SIGTERM, and drain what is left before exiting.
+
+use std::io;
+
+use anyhow::Context as _;
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    cli::RunArgs,
+    kernel::tracefs,
+    pipeline::{self, Pipeline},
+    probes,
+    sink::{Sinks, json::JsonLines},
+};
+
+pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<()> {
+    // Signal handlers first, so a SIGTERM during start-up is not the default "die now".
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+
+    let tracefs = tracefs::ensure_mounted()?;
+    let mut loaded = probes::load(&probes::LoadOptions {
+        tracefs: &tracefs,
+        ring_size: args.ring_size,
+        log_level,
+    })?;
+    let ring = probes::take_ring(&mut loaded.ebpf)?;
+    // SAFETY: the ring and the logger own their map fds for as long as they live, and always
+    // return the same fd.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("registering the ring buffer: {e}"))?;
+    let mut logs = unsafe { AsyncFd::register_with_interest(loaded.logger, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("registering the log ring: {e}"))?;
+
+    let mut sinks = Sinks::default();
+    sinks.push(Box::new(JsonLines::new("json:stdout", io::stdout())));
+    let mut pipeline = Pipeline::new(pipeline::node_name(), sinks);
+
+    let hooks: Vec<String> = loaded.attached.iter().map(|a| format!("{}={}", a.role, a.hook)).collect();
+    // Tests and benchmarks wait for this line.
+    eprintln!("ready: attached {}", hooks.join(" "));
+
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("waiting on the ring buffer")?;
+                let r = guard.get_inner_mut();
+                while let Some(item) = r.next() {
+                    pipeline.handle(&item);
+                }
+                guard.clear_ready();
+            }
+            guard = logs.readable_mut() => {
+                let mut guard = guard.context("waiting on the log ring")?;
+                guard.get_inner_mut().flush();
+                guard.clear_ready();
+            }
+            _ = sigint.recv() => { log::info!("SIGINT: draining and exiting"); break; }
+            _ = sigterm.recv() => { log::info!("SIGTERM: draining and exiting"); break; }
+        }
+    }
+    // Whatever the kernel wrote before we stopped still goes out.
+    let r = ring.get_mut();
+    while let Some(item) = r.next() {
+        pipeline.handle(&item);
+    }
+    logs.get_mut().flush();
+    let s = pipeline.stats;
+    log::info!(
+        "stopped: {} records, {} victims, {} undecodable, {} sink errors",
+        s.records,
+        s.victims,
+        s.decode_errors,
+        pipeline.sinks.errors
+    );
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! oomtrace: a node-level eBPF OOM-kill tracer.
+//!
+//! The data path, in module order:
+//! kernel programs (`oomtrace-ebpf`, one module per hook) → [`probes`] (load, attach, hand over
+//! the locations resolved in [`kernel`]) → ring buffer → [`decode`] (length-checked) →
+//! [`event`] → [`sink`]s. [`daemon`] runs it; [`cli`] is the command line.
+
+pub mod cli;
+pub mod clock;
+pub mod daemon;
+pub mod decode;
+pub mod event;
+pub mod kernel;
+pub mod pipeline;
+pub mod probes;
+pub mod sink;
+
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -1,0 +1,49 @@
+use clap::Parser as _;
+use oomtrace::cli::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let level = init_logging(cli.log_level);
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let res = rt.block_on(async {
+        match &cli.command {
+            Command::Run(args) => oomtrace::daemon::run(args, level).await,
+        }
+    });
+    match res {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--log-level` wins over `$RUST_LOG`; default info. Returns the level for the eBPF side.
+fn init_logging(flag: Option<log::LevelFilter>) -> log::LevelFilter {
+    let mut b = env_logger::Builder::new();
+    b.target(env_logger::Target::Stderr).format_timestamp_micros();
+    let level = if let Some(l) = flag {
+        b.filter_level(l);
+        l
+    } else if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+        b.build().filter()
+    } else {
+        b.filter_level(log::LevelFilter::Info);
+        log::LevelFilter::Info
+    };
+    // aya's own loader chatter is only interesting at trace level.
+    let aya_level = if level == log::LevelFilter::Trace { level } else { level.min(log::LevelFilter::Warn) };
+    for noisy in ["aya", "aya_obj"] {
+        b.filter_module(noisy, aya_level);
+    }
+    b.init();
+    level
+}

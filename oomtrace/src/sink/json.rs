@@ -1,0 +1,56 @@
+//! JSON lines: one object per victim, one line each, flushed per event.
+
+use std::io::Write;
+
+use super::Sink;
+use crate::event::Event;
+
+pub struct JsonLines<W: Write + Send> {
+    name: String,
+    out: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write + Send> JsonLines<W> {
+    pub fn new(name: impl Into<String>, out: W) -> Self {
+        Self { name: name.into(), out, buf: Vec::with_capacity(1024) }
+    }
+}
+
+impl<W: Write + Send> Sink for JsonLines<W> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn emit(&mut self, ev: &Event) -> std::io::Result<()> {
+        self.buf.clear();
+        serde_json::to_writer(&mut self.buf, ev)?;
+        self.buf.push(b'\n');
+        // One write per line so concurrent readers never see half a line.
+        self.out.write_all(&self.buf)?;
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_event() {
+        let mut out = Vec::new();
+        let r = crate::decode::tests::victim(7);
+        let ev = Event::from_victim(&r, "node-a");
+        {
+            let mut s = JsonLines::new("test", &mut out);
+            s.emit(&ev).unwrap();
+            s.emit(&ev).unwrap();
+        }
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["victim"]["pid"], 7);
+        assert_eq!(v["node"], "node-a");
+    }
+}
