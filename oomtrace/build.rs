@@ -18,12 +18,18 @@ use std::{
 const TARGET: &str = "bpfel-unknown-none";
 
 fn main() {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().expect("workspace root").to_path_buf();
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let dest = out_dir.join("oomtrace.bpf.o");
 
-    for dir in ["oomtrace-ebpf/src", "oomtrace-ebpf/Cargo.toml", "oomtrace-common/src", "Cargo.lock"] {
+    for dir in [
+        "oomtrace-ebpf/src",
+        "oomtrace-ebpf/Cargo.toml",
+        "oomtrace-common/src",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     for var in ["OOMTRACE_EBPF_TOOLCHAIN", "OOMTRACE_EBPF_PREBUILT", "PATH"] {
@@ -32,7 +38,10 @@ fn main() {
 
     if let Some(prebuilt) = env::var_os("OOMTRACE_EBPF_PREBUILT") {
         std::fs::copy(&prebuilt, &dest).unwrap_or_else(|e| {
-            panic!("copying OOMTRACE_EBPF_PREBUILT={}: {e}", Path::new(&prebuilt).display())
+            panic!(
+                "copying OOMTRACE_EBPF_PREBUILT={}: {e}",
+                Path::new(&prebuilt).display()
+            )
         });
         return;
     }
@@ -40,7 +49,9 @@ fn main() {
     let route = match env::var("OOMTRACE_EBPF_TOOLCHAIN").as_deref() {
         Ok("nightly") => Route::Nightly,
         Ok("debian") => Route::Debian,
-        Ok(other) => fail(&format!("OOMTRACE_EBPF_TOOLCHAIN={other}: expected nightly or debian")),
+        Ok(other) => fail(&format!(
+            "OOMTRACE_EBPF_TOOLCHAIN={other}: expected nightly or debian"
+        )),
         Err(_) => detect(),
     };
     let linker = find_bpf_linker();
@@ -60,21 +71,28 @@ fn main() {
         }
     };
     cmd.current_dir(&root)
-        .args(["--package", "oomtrace-ebpf", "--bin", "oomtrace", "--release", "--target", TARGET])
+        .args([
+            "--package",
+            "oomtrace-ebpf",
+            "--bin",
+            "oomtrace",
+            "--release",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     // Start from a clean slate: the outer cargo's settings are for the host, not for BPF.
     for (k, _) in env::vars_os() {
         let k = k.to_string_lossy();
-        if (k.starts_with("CARGO_") && k != "CARGO_HOME")
+        let host_setting = (k.starts_with("CARGO_") && k != "CARGO_HOME")
             || k.starts_with("RUSTC")
             || k == "RUSTFLAGS"
             || k == "RUSTDOCFLAGS"
-            || (k == "RUSTUP_TOOLCHAIN" && route == Route::Nightly)
-        {
-            if !(route == Route::Debian && (k == "RUSTC" || k == "RUSTC_BOOTSTRAP")) {
-                cmd.env_remove(k.as_ref());
-            }
+            || (k == "RUSTUP_TOOLCHAIN" && route == Route::Nightly);
+        let ours = route == Route::Debian && (k == "RUSTC" || k == "RUSTC_BOOTSTRAP");
+        if host_setting && !ours {
+            cmd.env_remove(k.as_ref());
         }
     }
     if let Some(dir) = linker.parent() {
@@ -84,17 +102,28 @@ fn main() {
         cmd.env("PATH", env::join_paths(paths).expect("PATH"));
     }
     // Debug info for BTF (.BTF/.BTF.ext); the symbols stay so aya can override globals.
-    cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Cdebuginfo=2\x1f-Clink-arg=--btf");
+    cmd.env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        "-Cdebuginfo=2\x1f-Clink-arg=--btf",
+    );
 
     let status = cmd
         .status()
         .unwrap_or_else(|e| fail(&format!("running the eBPF build ({cmd:?}): {e}")));
     if !status.success() {
-        fail(&format!("the eBPF build ({}) failed: {status}; its errors are above", route.name()));
+        fail(&format!(
+            "the eBPF build ({}) failed: {status}; its errors are above",
+            route.name()
+        ));
     }
     let built = target_dir.join(TARGET).join("release").join("oomtrace");
-    std::fs::copy(&built, &dest)
-        .unwrap_or_else(|e| fail(&format!("copying {} to {}: {e}", built.display(), dest.display())));
+    std::fs::copy(&built, &dest).unwrap_or_else(|e| {
+        fail(&format!(
+            "copying {} to {}: {e}",
+            built.display(),
+            dest.display()
+        ))
+    });
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -127,8 +156,9 @@ fn detect() -> Route {
         .join(TARGET)
         .join("lib")
         .read_dir()
-        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
-        .unwrap_or(false);
+        .is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
+        });
     if debian_core && Path::new("/usr/bin/rustc").exists() {
         return Route::Debian;
     }
@@ -144,7 +174,9 @@ fn find_bpf_linker() -> PathBuf {
     let mut candidates: Vec<PathBuf> = env::split_paths(&env::var_os("PATH").unwrap_or_default())
         .map(|p| p.join("bpf-linker"))
         .collect();
-    if let Some(home) = env::var_os("CARGO_HOME").or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into_os_string())) {
+    if let Some(home) = env::var_os("CARGO_HOME")
+        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo").into_os_string()))
+    {
         candidates.push(Path::new(&home).join("bin/bpf-linker"));
     }
     candidates.into_iter().find(|p| p.is_file()).unwrap_or_else(|| {

@@ -94,7 +94,7 @@ fi
 if [ $want_test = 1 ]; then
   # prometheus/promtool: metrics test; qemu + busybox + kmod: kernel-matrix VM; util-linux: setpriv;
   # libcap2-bin: capsh; systemd: systemd-analyze verify; man-db: man -l; python3-venv: kubernetes-validate.
-  apt_install prometheus qemu-system-x86 busybox-static cpio kmod util-linux libcap2-bin man-db \
+  apt_install rust-web-clippy prometheus qemu-system-x86 busybox-static cpio kmod util-linux libcap2-bin man-db \
     bash-completion python3 bpftool
 fi
 if [ $want_bench = 1 ]; then

@@ -54,7 +54,7 @@ pub struct CgroupRef {
     pub len: u16,
     /// Non-zero when the path was deeper or longer than the buffer.
     pub truncated: u16,
-    pub _pad: u16,
+    pub pad: u16,
     /// kernfs names from the leaf up to (not including) the root, each NUL-terminated.
     pub names: [u8; CGROUP_NAMES_LEN + CGROUP_NAME_MAX],
 }
@@ -65,7 +65,7 @@ impl CgroupRef {
         depth: 0,
         len: 0,
         truncated: 0,
-        _pad: 0,
+        pad: 0,
         names: [0; CGROUP_NAMES_LEN + CGROUP_NAME_MAX],
     };
 }

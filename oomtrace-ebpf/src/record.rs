@@ -35,7 +35,7 @@ pub unsafe fn init_victim(r: *mut VictimRecord, hook: u32) {
         (*r).cgroup.depth = 0;
         (*r).cgroup.len = 0;
         (*r).cgroup.truncated = 0;
-        (*r).cgroup._pad = 0;
+        (*r).cgroup.pad = 0;
         let pid_tgid = bpf_get_current_pid_tgid();
         (*r).trigger_pid = pid_tgid as u32;
         (*r).trigger_tgid = (pid_tgid >> 32) as u32;

@@ -3,7 +3,10 @@
 use std::fmt::Write as _;
 
 fn now_ns(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid pointer to a timespec; these clocks always exist on Linux.
     unsafe { libc::clock_gettime(clock, &raw mut ts) };
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
@@ -48,7 +51,10 @@ mod tests {
     #[test]
     fn formats() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(1_795_587_135_000_000_007), "2026-11-25T06:12:15.000000007Z");
+        assert_eq!(
+            rfc3339(1_795_587_135_000_000_007),
+            "2026-11-25T06:12:15.000000007Z"
+        );
     }
 
     #[test]

@@ -40,7 +40,11 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     sinks.push(Box::new(JsonLines::new("json:stdout", io::stdout())));
     let mut pipeline = Pipeline::new(pipeline::node_name(), sinks);
 
-    let hooks: Vec<String> = loaded.attached.iter().map(|a| format!("{}={}", a.role, a.hook)).collect();
+    let hooks: Vec<String> = loaded
+        .attached
+        .iter()
+        .map(|a| format!("{}={}", a.role, a.hook))
+        .collect();
     // Tests and benchmarks wait for this line.
     eprintln!("ready: attached {}", hooks.join(" "));
 

@@ -18,8 +18,15 @@ pub enum Record {
 pub enum DecodeError {
     #[error("record of {got} bytes is shorter than its {need}-byte header")]
     NotEnoughBytes { got: usize, need: usize },
-    #[error("record of kind {kind} says it has {declared} bytes, the ring gave {got}, the type has {expected}")]
-    SizeMismatch { kind: u16, declared: u32, got: usize, expected: usize },
+    #[error(
+        "record of kind {kind} says it has {declared} bytes, the ring gave {got}, the type has {expected}"
+    )]
+    SizeMismatch {
+        kind: u16,
+        declared: u32,
+        got: usize,
+        expected: usize,
+    },
     #[error("record version {version} (this oomtrace reads version {RECORD_VERSION})")]
     UnsupportedVersion { version: u16 },
     #[error("unknown record kind {kind}")]
@@ -37,7 +44,12 @@ fn read_exact<T: aya::Pod>(bytes: &[u8]) -> T {
 fn checked<T: aya::Pod>(h: &RecordHeader, bytes: &[u8]) -> Result<T, DecodeError> {
     let expected = size_of::<T>();
     if bytes.len() != expected || h.size as usize != expected {
-        return Err(DecodeError::SizeMismatch { kind: h.kind, declared: h.size, got: bytes.len(), expected });
+        return Err(DecodeError::SizeMismatch {
+            kind: h.kind,
+            declared: h.size,
+            got: bytes.len(),
+            expected,
+        });
     }
     Ok(read_exact(bytes))
 }
@@ -46,7 +58,10 @@ fn checked<T: aya::Pod>(h: &RecordHeader, bytes: &[u8]) -> Result<T, DecodeError
 pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     let need = size_of::<RecordHeader>();
     if bytes.len() < need {
-        return Err(DecodeError::NotEnoughBytes { got: bytes.len(), need });
+        return Err(DecodeError::NotEnoughBytes {
+            got: bytes.len(),
+            need,
+        });
     }
     let h: RecordHeader = read_exact(&bytes[..need]);
     if h.version != RECORD_VERSION {
@@ -105,7 +120,9 @@ pub(crate) mod tests {
     #[test]
     fn good_record_round_trips() {
         let v = victim(2469);
-        let Record::Victim(d) = decode(as_bytes(&v)).expect("decodes") else { panic!("not a victim") };
+        let Record::Victim(d) = decode(as_bytes(&v)).expect("decodes") else {
+            panic!("not a victim")
+        };
         assert_eq!(d.pid, 2469);
         assert_eq!(d.anon_rss_kb, 65024);
         assert_eq!(&d.comm[..4], b"hog1");
@@ -115,10 +132,16 @@ pub(crate) mod tests {
     fn truncated_records_are_rejected() {
         let v = victim(1);
         let b = as_bytes(&v);
-        assert_eq!(decode(&b[..3]).unwrap_err(), DecodeError::NotEnoughBytes { got: 3, need: 16 });
+        assert_eq!(
+            decode(&b[..3]).unwrap_err(),
+            DecodeError::NotEnoughBytes { got: 3, need: 16 }
+        );
         // Split anywhere after the header: a size mismatch, never a read past the end.
         for cut in [16, 17, b.len() / 2, b.len() - 1] {
-            assert!(matches!(decode(&b[..cut]), Err(DecodeError::SizeMismatch { .. })), "cut at {cut}");
+            assert!(
+                matches!(decode(&b[..cut]), Err(DecodeError::SizeMismatch { .. })),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -127,20 +150,33 @@ pub(crate) mod tests {
         let v = victim(1);
         let mut b = as_bytes(&v).to_vec();
         b.extend_from_slice(&[0; 8]);
-        assert!(matches!(decode(&b), Err(DecodeError::SizeMismatch { got, .. }) if got == size_of::<VictimRecord>() + 8));
+        assert!(
+            matches!(decode(&b), Err(DecodeError::SizeMismatch { got, .. }) if got == size_of::<VictimRecord>() + 8)
+        );
         // A header that lies about its size is caught too.
         let mut v2 = victim(1);
         v2.header.size += 8;
-        assert!(matches!(decode(as_bytes(&v2)), Err(DecodeError::SizeMismatch { .. })));
+        assert!(matches!(
+            decode(as_bytes(&v2)),
+            Err(DecodeError::SizeMismatch { .. })
+        ));
     }
 
     #[test]
     fn unknown_kind_and_version() {
         let mut v = victim(1);
         v.header.version = RECORD_VERSION + 1;
-        assert_eq!(decode(as_bytes(&v)).unwrap_err(), DecodeError::UnsupportedVersion { version: RECORD_VERSION + 1 });
+        assert_eq!(
+            decode(as_bytes(&v)).unwrap_err(),
+            DecodeError::UnsupportedVersion {
+                version: RECORD_VERSION + 1
+            }
+        );
         let mut v = victim(1);
         v.header.kind = 99;
-        assert_eq!(decode(as_bytes(&v)).unwrap_err(), DecodeError::UnknownKind { kind: 99 });
+        assert_eq!(
+            decode(as_bytes(&v)).unwrap_err(),
+            DecodeError::UnknownKind { kind: 99 }
+        );
     }
 }

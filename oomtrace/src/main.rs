@@ -4,7 +4,10 @@ use oomtrace::cli::{Cli, Command};
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let level = init_logging(cli.log_level);
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the runtime: {e}");
@@ -28,7 +31,8 @@ fn main() -> std::process::ExitCode {
 /// `--log-level` wins over `$RUST_LOG`; default info. Returns the level for the eBPF side.
 fn init_logging(flag: Option<log::LevelFilter>) -> log::LevelFilter {
     let mut b = env_logger::Builder::new();
-    b.target(env_logger::Target::Stderr).format_timestamp_micros();
+    b.target(env_logger::Target::Stderr)
+        .format_timestamp_micros();
     let level = if let Some(l) = flag {
         b.filter_level(l);
         l
@@ -40,7 +44,11 @@ fn init_logging(flag: Option<log::LevelFilter>) -> log::LevelFilter {
         log::LevelFilter::Info
     };
     // aya's own loader chatter is only interesting at trace level.
-    let aya_level = if level == log::LevelFilter::Trace { level } else { level.min(log::LevelFilter::Warn) };
+    let aya_level = if level == log::LevelFilter::Trace {
+        level
+    } else {
+        level.min(log::LevelFilter::Warn)
+    };
     for noisy in ["aya", "aya_obj"] {
         b.filter_module(noisy, aya_level);
     }

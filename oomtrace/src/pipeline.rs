@@ -22,7 +22,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(node: String, sinks: Sinks) -> Self {
-        Self { node, sinks, stats: Stats::default() }
+        Self {
+            node,
+            sinks,
+            stats: Stats::default(),
+        }
     }
 
     /// Handles one ring record.
@@ -51,5 +55,6 @@ pub fn node_name() -> String {
     {
         return n;
     }
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
 }

@@ -13,7 +13,8 @@ use aya_log::EbpfLogger;
 use crate::kernel::tracefs::{EventFormat, MarkVictimLayout};
 
 /// The eBPF object built by build.rs from `oomtrace-ebpf`, embedded in the binary.
-pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace.bpf.o"));
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace.bpf.o"));
 
 /// Default ring size: room for about 280 victim records in flight.
 pub const DEFAULT_RING_SIZE: u32 = 256 * 1024;
@@ -50,7 +51,10 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     let log_level = opts.log_level as u8;
 
     if !opts.ring_size.is_power_of_two() || opts.ring_size < 4096 {
-        anyhow::bail!("ring size {} must be a power of two and at least 4096 bytes", opts.ring_size);
+        anyhow::bail!(
+            "ring size {} must be a power of two and at least 4096 bytes",
+            opts.ring_size
+        );
     }
     let mut loader = EbpfLoader::new();
     for (name, value) in &globals {
@@ -58,7 +62,9 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     }
     loader.override_global("AYA_LOG_LEVEL", &log_level, false);
     loader.map_max_entries("EVENTS", opts.ring_size);
-    let mut ebpf = loader.load(EBPF_OBJECT).context("loading the eBPF object")?;
+    let mut ebpf = loader
+        .load(EBPF_OBJECT)
+        .context("loading the eBPF object")?;
 
     let logger = EbpfLogger::init(&mut ebpf).context("setting up aya-log")?;
 
@@ -68,13 +74,23 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
         .context("program mark_victim_tp missing from the object")?
         .try_into()?;
     prog.load().context("loading tracepoint/oom/mark_victim")?;
-    prog.attach("oom", "mark_victim").context("attaching tracepoint/oom/mark_victim")?;
-    attached.push(Attached { role: "victim", hook: "tracepoint" });
-    Ok(Loaded { ebpf, logger, attached })
+    prog.attach("oom", "mark_victim")
+        .context("attaching tracepoint/oom/mark_victim")?;
+    attached.push(Attached {
+        role: "victim",
+        hook: "tracepoint",
+    });
+    Ok(Loaded {
+        ebpf,
+        logger,
+        attached,
+    })
 }
 
 /// Takes the ring buffer out of the object.
 pub fn take_ring(ebpf: &mut Ebpf) -> anyhow::Result<RingBuf<MapData>> {
-    let map = ebpf.take_map("EVENTS").context("map EVENTS missing from the object")?;
+    let map = ebpf
+        .take_map("EVENTS")
+        .context("map EVENTS missing from the object")?;
     Ok(RingBuf::try_from(map)?)
 }

@@ -8,7 +8,10 @@ pub fn require(what: &str, ok: bool) -> bool {
     if ok {
         return true;
     }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{what} is required under CI=true");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what} is required under CI=true"
+    );
     eprintln!("skipping: {what} is not available (run as root; CI=true makes this a failure)");
     false
 }

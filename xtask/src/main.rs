@@ -2,6 +2,10 @@
 //!
 //! Each task lives in its own module; this file only dispatches.
 
+mod docs;
+
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -12,9 +16,25 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Task {}
+enum Task {
+    /// Generate the man pages (oomtrace.1 and one per subcommand) from the CLI definitions.
+    Man {
+        /// Output directory.
+        #[arg(long, default_value = "target/man")]
+        out: PathBuf,
+    },
+    /// Generate bash, zsh and fish completions from the CLI definitions.
+    Completions {
+        /// Output directory.
+        #[arg(long, default_value = "target/completions")]
+        out: PathBuf,
+    },
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.task {}
+    match cli.task {
+        Task::Man { out } => docs::man(&out),
+        Task::Completions { out } => docs::completions(&out),
+    }
 }

@@ -25,7 +25,11 @@ pub enum TracefsError {
     #[error("reading {path}: {source}")]
     Read { path: String, source: io::Error },
     #[error("{path}: line {line}: {reason}")]
-    Format { path: String, line: usize, reason: String },
+    Format {
+        path: String,
+        line: usize,
+        reason: String,
+    },
 }
 
 /// Returns the tracefs root, mounting tracefs on [`TRACEFS`] when no tracefs is mounted.
@@ -40,10 +44,19 @@ pub fn ensure_mounted() -> Result<PathBuf, TracefsError> {
     let fstype = CString::new("tracefs").expect("no NUL");
     // SAFETY: valid NUL-terminated strings, no data argument.
     let rc = unsafe {
-        libc::mount(fstype.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            fstype.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     if rc != 0 {
-        return Err(TracefsError::Mount { path: TRACEFS.into(), source: io::Error::last_os_error() });
+        return Err(TracefsError::Mount {
+            path: TRACEFS.into(),
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(PathBuf::from(TRACEFS))
 }
@@ -86,9 +99,15 @@ impl EventFormat {
 
     /// Reads and parses `<tracefs>/events/<system>/<event>/format`.
     pub fn load(tracefs: &Path, system: &str, event: &str) -> Result<Self, TracefsError> {
-        let path = tracefs.join("events").join(system).join(event).join("format");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| TracefsError::Read { path: path.display().to_string(), source })?;
+        let path = tracefs
+            .join("events")
+            .join(system)
+            .join(event)
+            .join("format");
+        let text = std::fs::read_to_string(&path).map_err(|source| TracefsError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text).map_err(|(line, reason)| TracefsError::Format {
             path: path.display().to_string(),
             line,
@@ -107,7 +126,11 @@ impl EventFormat {
             if let Some(v) = line.strip_prefix("name:") {
                 name = Some(v.trim().to_string());
             } else if let Some(v) = line.strip_prefix("ID:") {
-                id = Some(v.trim().parse().map_err(|_| (lineno, format!("bad ID {v:?}")))?);
+                id = Some(
+                    v.trim()
+                        .parse()
+                        .map_err(|_| (lineno, format!("bad ID {v:?}")))?,
+                );
             } else if line.starts_with("field:") {
                 let f = parse_field(line).map_err(|r| (lineno, r))?;
                 if !f.name.starts_with("common_") {
@@ -133,7 +156,9 @@ fn parse_field(line: &str) -> Result<Field, String> {
         if part.is_empty() {
             continue;
         }
-        let (k, v) = part.split_once(':').ok_or_else(|| format!("no ':' in {part:?}"))?;
+        let (k, v) = part
+            .split_once(':')
+            .ok_or_else(|| format!("no ':' in {part:?}"))?;
         let v = v.trim();
         match k.trim() {
             "field" => decl = Some(v.to_string()),
@@ -145,7 +170,8 @@ fn parse_field(line: &str) -> Result<Field, String> {
     }
     let decl = decl.ok_or("no field declaration")?;
     // The name is the last identifier of the declaration, before any array brackets.
-    let (c_type, name) = split_decl(&decl).ok_or_else(|| format!("cannot read declaration {decl:?}"))?;
+    let (c_type, name) =
+        split_decl(&decl).ok_or_else(|| format!("cannot read declaration {decl:?}"))?;
     Ok(Field {
         c_type,
         name,
@@ -162,12 +188,17 @@ fn split_decl(decl: &str) -> Option<(String, String)> {
         Some(i) if decl.ends_with(']') => (decl[..i].trim_end(), &decl[i..]),
         _ => (decl, ""),
     };
-    let start = head.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+    let start = head
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
     let name = &head[start..];
     if name.is_empty() || start == 0 || name.starts_with(|c: char| c.is_ascii_digit()) {
         return None;
     }
-    Some((format!("{}{brackets}", head[..start].trim_end()), name.to_string()))
+    Some((
+        format!("{}{brackets}", head[..start].trim_end()),
+        name.to_string(),
+    ))
 }
 
 /// The `oom:mark_victim` field locations the tracepoint program needs.
@@ -190,12 +221,17 @@ impl MarkVictimLayout {
     pub fn from_format(f: &EventFormat) -> Result<Self, String> {
         let get = |n: &str| f.field(n).map_or(0, Field::encode);
         let pid = f.field("pid").ok_or("mark_victim has no pid field")?;
-        if !(pid.size == 4) {
+        if pid.size != 4 {
             return Err(format!("mark_victim pid has size {}, expected 4", pid.size));
         }
         let comm = match f.field("comm") {
             Some(c) if c.is_data_loc() && c.size == 4 => c.encode(),
-            Some(c) => return Err(format!("mark_victim comm is {:?}, expected __data_loc", c.c_type)),
+            Some(c) => {
+                return Err(format!(
+                    "mark_victim comm is {:?}, expected __data_loc",
+                    c.c_type
+                ));
+            }
             None => 0,
         };
         Ok(Self {
@@ -263,17 +299,31 @@ print fmt: \"pid=%d\", REC->pid
 
     #[test]
     fn host_format_file() {
-        let Some(root) = crate::testutil::tracefs_or_skip() else { return };
+        let Some(root) = crate::testutil::tracefs_or_skip() else {
+            return;
+        };
         let f = EventFormat::load(&root, "oom", "mark_victim").expect("host format parses");
         let l = MarkVictimLayout::from_format(&f).expect("layout");
         assert_ne!(l.pid, 0);
         // Whatever the kernel has, each present field must agree with the file's text.
         let text = std::fs::read_to_string(root.join("events/oom/mark_victim/format")).unwrap();
-        for (name, enc) in [("comm", l.comm), ("anon_rss", l.anon_rss), ("oom_score_adj", l.oom_score_adj), ("uid", l.uid)] {
-            assert_eq!(enc != 0, text.contains(&format!(" {name};")), "field {name}");
+        for (name, enc) in [
+            ("comm", l.comm),
+            ("anon_rss", l.anon_rss),
+            ("oom_score_adj", l.oom_score_adj),
+            ("uid", l.uid),
+        ] {
+            assert_eq!(
+                enc != 0,
+                text.contains(&format!(" {name};")),
+                "field {name}"
+            );
             if enc != 0 {
                 let off = tp_field::offset(enc);
-                assert!(text.contains(&format!(" {name};\toffset:{off};")), "offset of {name}");
+                assert!(
+                    text.contains(&format!(" {name};\toffset:{off};")),
+                    "offset of {name}"
+                );
             }
         }
         if l.oom_score_adj != 0 {
@@ -296,14 +346,26 @@ print fmt: \"pid=%d\", REC->pid
             assert!(EventFormat::parse(bad).is_err(), "{bad:?} must be rejected");
         }
         // A format without pid parses but has no usable layout.
-        let f = EventFormat::parse("name: mark_victim\n\tfield:int other;\toffset:8;\tsize:4;\tsigned:1;\n").unwrap();
+        let f = EventFormat::parse(
+            "name: mark_victim\n\tfield:int other;\toffset:8;\tsize:4;\tsigned:1;\n",
+        )
+        .unwrap();
         assert!(MarkVictimLayout::from_format(&f).is_err());
     }
 
     #[test]
     fn declarations() {
-        assert_eq!(split_decl("unsigned long total_vm"), Some(("unsigned long".into(), "total_vm".into())));
-        assert_eq!(split_decl("__data_loc char[] comm"), Some(("__data_loc char[]".into(), "comm".into())));
-        assert_eq!(split_decl("char comm[16]"), Some(("char[16]".into(), "comm".into())));
+        assert_eq!(
+            split_decl("unsigned long total_vm"),
+            Some(("unsigned long".into(), "total_vm".into()))
+        );
+        assert_eq!(
+            split_decl("__data_loc char[] comm"),
+            Some(("__data_loc char[]".into(), "comm".into()))
+        );
+        assert_eq!(
+            split_decl("char comm[16]"),
+            Some(("char[16]".into(), "comm".into()))
+        );
     }
 }

@@ -13,7 +13,11 @@ pub struct JsonLines<W: Write + Send> {
 
 impl<W: Write + Send> JsonLines<W> {
     pub fn new(name: impl Into<String>, out: W) -> Self {
-        Self { name: name.into(), out, buf: Vec::with_capacity(1024) }
+        Self {
+            name: name.into(),
+            out,
+            buf: Vec::with_capacity(1024),
+        }
     }
 }
 

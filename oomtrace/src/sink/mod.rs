@@ -30,7 +30,11 @@ impl Sinks {
         for s in &mut self.sinks {
             if let Err(e) = s.emit(ev) {
                 self.errors += 1;
-                log::warn!("sink {}: writing event of pid {}: {e}", s.name(), ev.victim.pid);
+                log::warn!(
+                    "sink {}: writing event of pid {}: {e}",
+                    s.name(),
+                    ev.victim.pid
+                );
             }
         }
     }

@@ -1,0 +1,166 @@
+//! The real `oomtrace` binary, started as a child process; its stdout lines are collected as they
+//! arrive (with the time they arrived).
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        mpsc::{Receiver, RecvTimeoutError, channel},
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub struct Daemon {
+    child: Option<Child>,
+    lines: Receiver<(Instant, String)>,
+    /// Every stdout line seen so far.
+    pub seen: Vec<(Instant, String)>,
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts `oomtrace <args>` and waits for its `ready` line on stderr.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(crate::oomtrace_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning oomtrace");
+        let (tx, lines) = channel();
+        let out = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines() {
+                let Ok(l) = l else { break };
+                if tx.send((Instant::now(), l)).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = channel();
+        let err = child.stderr.take().expect("stderr");
+        let buf = stderr.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines() {
+                let Ok(l) = l else { break };
+                if l.starts_with("ready") {
+                    let _ = ready_tx.send(());
+                }
+                eprintln!("[oomtrace] {l}");
+                buf.lock().expect("lock").push_str(&(l + "\n"));
+            }
+        });
+        let mut d = Self {
+            child: Some(child),
+            lines,
+            seen: Vec::new(),
+            stderr,
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let st = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            panic!(
+                "oomtrace did not print `ready` within 30 s (exit: {st:?}); stderr:\n{}",
+                d.stderr_text()
+            );
+        }
+        d
+    }
+
+    pub fn stderr_text(&self) -> String {
+        // Give the reader thread a moment to catch up.
+        std::thread::sleep(Duration::from_millis(50));
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    fn pump(&mut self, until: Instant) -> bool {
+        let wait = until.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(wait) {
+            Ok(l) => {
+                self.seen.push(l);
+                true
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => false,
+        }
+    }
+
+    /// JSON events seen so far that match `pred`, in order.
+    pub fn events(&self, pred: impl Fn(&Value) -> bool) -> Vec<(Instant, Value)> {
+        self.seen
+            .iter()
+            .filter_map(|(t, l)| serde_json::from_str::<Value>(l).ok().map(|v| (*t, v)))
+            .filter(|(_, v)| pred(v))
+            .collect()
+    }
+
+    /// Waits until `n` events match `pred` (or the timeout), then returns those seen.
+    pub fn wait_events(
+        &mut self,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<(Instant, Value)> {
+        let until = Instant::now() + timeout;
+        loop {
+            let got = self.events(&pred);
+            if got.len() >= n || !self.pump(until) {
+                return self.events(&pred);
+            }
+        }
+    }
+
+    /// The first event for victim `pid`, waiting up to `timeout`.
+    pub fn victim(&mut self, pid: u32, timeout: Duration) -> (Instant, Value) {
+        let got = self.wait_events(1, timeout, |v| v["victim"]["pid"] == pid);
+        got.into_iter().next().unwrap_or_else(|| {
+            panic!(
+                "no event for victim {pid} within {timeout:?}; stdout: {:?}\nstderr:\n{}",
+                self.seen,
+                self.stderr_text()
+            )
+        })
+    }
+
+    /// Collects what arrives during `d` more.
+    pub fn settle(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        while self.pump(until) {}
+    }
+
+    /// SIGTERM, wait for exit (it must exit 0), collect the remaining output.
+    pub fn stop(&mut self) {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: plain kill(2).
+        unsafe { libc::kill(i32::try_from(child.id()).expect("pid"), libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let st = loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                break st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "oomtrace did not exit within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.settle(Duration::from_millis(200));
+        assert!(
+            st.success(),
+            "oomtrace exited with {st:?} after SIGTERM; stderr:\n{}",
+            self.stderr_text()
+        );
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
