@@ -199,8 +199,142 @@ pub mod counter {
     pub const COUNT: u32 = 4;
 }
 
+/// A member offset the running kernel does not have.
+pub const ABSENT: u32 = u32::MAX;
+
+/// Kernel struct member offsets, resolved from the running kernel's BTF at start-up by the daemon
+/// (`oomtrace::kernel::offsets`) and handed to the programs as one read-only global. Any field may
+/// be [`ABSENT`]; whatever depends on it is then reported as absent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelOffsets {
+    // struct task_struct
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_comm: u32,
+    pub task_flags: u32,
+    pub task_mm: u32,
+    pub task_signal: u32,
+    pub task_real_cred: u32,
+    pub task_cgroups: u32,
+    // struct signal_struct
+    pub signal_oom_score_adj: u32,
+    // struct cred
+    pub cred_uid: u32,
+    // struct mm_struct
+    pub mm_total_vm: u32,
+    pub mm_pgtables_bytes: u32,
+    /// `rss_stat`: an array of counters (`struct percpu_counter` since 6.2, `atomic_long_t` in
+    /// `struct mm_rss_stat` before).
+    pub mm_rss_stat: u32,
+    /// Bytes from one counter to the next.
+    pub rss_stride: u32,
+    /// Offset of the `s64`/`long` value inside one counter (percpu_counter.count, or 0).
+    pub rss_value: u32,
+    /// `enum { MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES }` values.
+    pub rss_file_idx: u32,
+    pub rss_anon_idx: u32,
+    pub rss_swap_idx: u32,
+    pub rss_shmem_idx: u32,
+    // struct css_set
+    pub css_set_subsys: u32,
+    pub css_set_dfl_cgrp: u32,
+    // struct cgroup_subsys_state
+    pub css_cgroup: u32,
+    pub css_parent: u32,
+    // struct cgroup
+    pub cgroup_kn: u32,
+    // struct kernfs_node
+    pub kn_name: u32,
+    pub kn_id: u32,
+    /// `parent`, renamed `__parent` in 6.15.
+    pub kn_parent: u32,
+    // struct mem_cgroup
+    pub memcg_css: u32,
+    pub memcg_memory: u32,
+    pub memcg_oom_group: u32,
+    // struct page_counter
+    pub page_counter_usage: u32,
+    pub page_counter_max: u32,
+    // struct oom_control
+    pub oc_memcg: u32,
+    pub oc_gfp_mask: u32,
+    pub oc_order: u32,
+    pub oc_totalpages: u32,
+    pub oc_chosen: u32,
+    pub oc_chosen_points: u32,
+    pub oc_constraint: u32,
+    /// `enum cgroup_subsys_id` value of `memory_cgrp_id` (config-dependent).
+    pub memory_cgrp_id: u32,
+    /// log2 of the page size.
+    pub page_shift: u32,
+    /// 1: report a task's cgroup v2 cgroup (`css_set.dfl_cgrp`), 0: its v1 memory cgroup.
+    pub use_dfl_cgrp: u32,
+}
+
+impl KernelOffsets {
+    /// Everything absent (what the programs see before the daemon sets it).
+    pub const UNKNOWN: Self = Self {
+        task_pid: ABSENT,
+        task_tgid: ABSENT,
+        task_comm: ABSENT,
+        task_flags: ABSENT,
+        task_mm: ABSENT,
+        task_signal: ABSENT,
+        task_real_cred: ABSENT,
+        task_cgroups: ABSENT,
+        signal_oom_score_adj: ABSENT,
+        cred_uid: ABSENT,
+        mm_total_vm: ABSENT,
+        mm_pgtables_bytes: ABSENT,
+        mm_rss_stat: ABSENT,
+        rss_stride: ABSENT,
+        rss_value: ABSENT,
+        rss_file_idx: ABSENT,
+        rss_anon_idx: ABSENT,
+        rss_swap_idx: ABSENT,
+        rss_shmem_idx: ABSENT,
+        css_set_subsys: ABSENT,
+        css_set_dfl_cgrp: ABSENT,
+        css_cgroup: ABSENT,
+        css_parent: ABSENT,
+        cgroup_kn: ABSENT,
+        kn_name: ABSENT,
+        kn_id: ABSENT,
+        kn_parent: ABSENT,
+        memcg_css: ABSENT,
+        memcg_memory: ABSENT,
+        memcg_oom_group: ABSENT,
+        page_counter_usage: ABSENT,
+        page_counter_max: ABSENT,
+        oc_memcg: ABSENT,
+        oc_gfp_mask: ABSENT,
+        oc_order: ABSENT,
+        oc_totalpages: ABSENT,
+        oc_chosen: ABSENT,
+        oc_chosen_points: ABSENT,
+        oc_constraint: ABSENT,
+        memory_cgrp_id: ABSENT,
+        page_shift: 12,
+        use_dfl_cgrp: 0,
+    };
+}
+
+/// What the context program remembers for the victims of one OOM (map `CONTEXTS`, keyed by the
+/// triggering task's pid_tgid, removed when `oom_kill_process` returns).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ContextLink {
+    pub seq: u64,
+    pub group_kill: u32,
+    pub pad: u32,
+}
+
 #[cfg(feature = "user")]
 mod pod {
+    // SAFETY: plain #[repr(C)] integers.
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::ContextLink {}
     // SAFETY: plain #[repr(C)] data of integers and byte arrays, valid for any bit pattern.
     unsafe impl aya::Pod for super::RecordHeader {}
     unsafe impl aya::Pod for super::VictimRecord {}

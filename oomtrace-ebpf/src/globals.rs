@@ -29,3 +29,18 @@ pub mod tp {
     #[unsafe(no_mangle)]
     pub static TP_OOM_SCORE_ADJ: Global<u32> = Global::new(0);
 }
+
+/// Kernel struct member offsets from BTF (see `oomtrace_common::KernelOffsets`).
+#[unsafe(no_mangle)]
+pub static OFFSETS: oomtrace_common::KernelOffsets = oomtrace_common::KernelOffsets::UNKNOWN;
+
+/// Reads one field of [`OFFSETS`]. Volatile: the value is set at load time, after compilation.
+#[macro_export]
+macro_rules! off {
+    ($field:ident) => {{
+        // SAFETY: reading a field of a static; volatile so the compiler can't fold the default.
+        #[allow(unused_unsafe)]
+        let v = unsafe { core::ptr::read_volatile(&raw const $crate::globals::OFFSETS.$field) };
+        v
+    }};
+}

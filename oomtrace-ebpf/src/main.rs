@@ -7,10 +7,18 @@
 #![no_std]
 #![no_main]
 
+mod cgroup;
+mod context;
 mod globals;
+mod kernel;
 mod maps;
+mod mark_victim_btf;
+mod mark_victim_raw;
 mod mark_victim_tp;
+mod oom_kill_process;
 mod record;
+mod task;
+mod victim;
 
 #[cfg(not(test))]
 #[panic_handler]

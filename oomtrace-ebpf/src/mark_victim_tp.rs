@@ -54,6 +54,7 @@ fn try_mark_victim(ctx: &TracePointContext) -> Result<(), i64> {
     // SAFETY: `r` is the reserved ring slot; every write stays inside it.
     unsafe {
         record::init_victim(r, hook::TRACEPOINT);
+        (*r).context_seq = crate::context::current_seq((*r).header.boot_ns);
         let mut p = (*r).present;
         if let Some(v) = field(ctx, tp::TP_PID.load()) {
             (*r).pid = v as u32;

@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::probes::DEFAULT_RING_SIZE;
+use crate::probes::{DEFAULT_RING_SIZE, HookChoice};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +25,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the tracer: attach to the kernel and write one JSON line per OOM victim to stdout.
     Run(RunArgs),
+    /// Report what this kernel offers (BTF, tracefs, cgroup mode, capabilities) and which hook
+    /// `run` would use for each role, with the reason each better one cannot be used. Exit 0 when
+    /// a victim hook attaches.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -33,4 +44,15 @@ pub struct RunArgs {
     /// takes about 900 bytes.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RING_SIZE, env = "OOMTRACE_RING_SIZE")]
     pub ring_size: u32,
+
+    /// Force hooks instead of picking the best available: `victim=tp_btf|raw_tracepoint|tracepoint`,
+    /// `context=fentry|kprobe|none`, comma-separated; `auto` (default) for either.
+    #[arg(
+        long,
+        value_name = "ROLE=HOOK,...",
+        default_value = "",
+        hide_default_value = true,
+        env = "OOMTRACE_HOOKS"
+    )]
+    pub hooks: HookChoice,
 }

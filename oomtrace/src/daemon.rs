@@ -1,7 +1,7 @@
 //! `oomtrace run`: load, attach, then move records from the ring to the sinks until SIGINT or
 //! SIGTERM, and drain what is left before exiting.
 
-use std::io;
+use std::{io, path::Path};
 
 use anyhow::Context as _;
 use tokio::{
@@ -11,7 +11,8 @@ use tokio::{
 
 use crate::{
     cli::RunArgs,
-    kernel::tracefs,
+    event::System,
+    kernel::{cgroups, gfp, tracefs},
     pipeline::{self, Pipeline},
     probes,
     sink::{Sinks, json::JsonLines},
@@ -23,11 +24,20 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
 
     let tracefs = tracefs::ensure_mounted()?;
+    let mode = cgroups::detect(Path::new("/"));
     let mut loaded = probes::load(&probes::LoadOptions {
         tracefs: &tracefs,
         ring_size: args.ring_size,
         log_level,
+        hooks: args.hooks,
+        cgroup_mode: mode,
     })?;
+    for a in loaded.attempts.iter().filter(|a| a.error.is_some()) {
+        log::info!("not used: {a}");
+    }
+    log::info!("hooks: {} (memory cgroups: {mode:?})", loaded.summary());
+    let summary = loaded.summary();
+    let context_hook = loaded.context.is_some();
     let ring = probes::take_ring(&mut loaded.ebpf)?;
     // SAFETY: the ring and the logger own their map fds for as long as they live, and always
     // return the same fd.
@@ -38,15 +48,17 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
 
     let mut sinks = Sinks::default();
     sinks.push(Box::new(JsonLines::new("json:stdout", io::stdout())));
-    let mut pipeline = Pipeline::new(pipeline::node_name(), sinks);
+    let gfp = gfp::load(&tracefs);
+    let mut pipeline = Pipeline::new(
+        pipeline::node_name(),
+        System::read(),
+        gfp,
+        context_hook,
+        sinks,
+    );
 
-    let hooks: Vec<String> = loaded
-        .attached
-        .iter()
-        .map(|a| format!("{}={}", a.role, a.hook))
-        .collect();
     // Tests and benchmarks wait for this line.
-    eprintln!("ready: attached {}", hooks.join(" "));
+    eprintln!("ready: attached {summary}");
 
     loop {
         tokio::select! {

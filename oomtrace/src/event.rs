@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use oomtrace_common::{VictimRecord, hook, present};
+use oomtrace_common::{CgroupRef, ContextRecord, VictimRecord, hook, present};
 
 use crate::clock;
 
@@ -25,11 +25,145 @@ pub struct Event {
     pub node: String,
     /// Program that saw the victim: `tracepoint`, `raw_tracepoint` or `tp_btf`.
     pub hook: &'static str,
+    /// Identifies the OOM: shared by every victim of one `oom_kill_process` call (a group kill
+    /// has several). Absent when no context was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_id: Option<u64>,
     pub victim: Victim,
     /// The task that ran the OOM killer (`current`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    /// The OOM itself (`struct oom_control`), from the context hook. Absent when there was none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom: Option<Oom>,
+    pub flags: Flags,
 }
+
+/// A cgroup as the kernel named it at the kill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cgroup {
+    /// kernfs id = inode number of the cgroup directory.
+    pub id: u64,
+    /// Path from the hierarchy root, e.g. `/kubepods/burstable/pod…/…`; `/` is the root.
+    pub path: String,
+    /// Present (true) only when the path was deeper or longer than oomtrace copies.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl Cgroup {
+    /// From the kernel's names (leaf first, NUL-separated).
+    pub fn from_ref(c: &CgroupRef) -> Self {
+        let len = usize::from(c.len).min(c.names.len());
+        let names: Vec<String> = c.names[..len]
+            .split(|&b| b == 0)
+            .take(usize::from(c.depth))
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        let mut path = String::new();
+        for n in names.iter().rev() {
+            path.push('/');
+            path.push_str(n);
+        }
+        if path.is_empty() {
+            path.push('/');
+        }
+        Self {
+            id: c.id,
+            path,
+            truncated: c.truncated != 0,
+        }
+    }
+}
+
+/// The OOM: what was hit and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Oom {
+    /// Program that read it: `kprobe` or `fentry`.
+    pub hook: &'static str,
+    /// `none` (global), `cpuset`, `mempolicy`, `memcg`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<&'static str>,
+    /// The OOM domain's memory cgroup; `null` for a global OOM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memcg: Option<Option<Cgroup>>,
+    /// Size of the OOM domain in pages (memcg limit + swap, or RAM + swap): not the victim's size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totalpages: Option<u64>,
+    /// Badness of the chosen task, in pages (rss + swap + page tables + adj × totalpages / 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chosen_points: Option<i64>,
+    /// pid of the task the killer chose (group kills also kill others).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chosen_pid: Option<u32>,
+    /// The failed allocation's gfp mask.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gfp_mask: Option<u32>,
+    /// `gfp_mask` as the kernel names its flags (decoded with this kernel's own table).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gfp_flags: Option<Vec<String>>,
+    /// The failed allocation's order (pages = 2^order).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<i32>,
+    /// The domain memcg's usage and limit at the OOM, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memcg_usage_bytes: Option<u64>,
+    /// Absent for a global OOM and when the memcg has no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memcg_limit_bytes: Option<u64>,
+}
+
+/// How this victim came to be reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Flags {
+    /// Killed as a member of a group (`memory.oom.group`), with the other tasks of the group.
+    pub group_kill: bool,
+    /// The task was already exiting: marked as victim without a new SIGKILL.
+    pub already_exiting: bool,
+    /// No OOM context joined this victim (no context hook on this kernel, or the OOM path that
+    /// marks an exiting task without calling oom_kill_process): `oom` is absent.
+    pub context_missing: bool,
+}
+
+/// Facts about the machine the event fields are computed with.
+#[derive(Debug, Clone, Copy)]
+pub struct System {
+    pub page_size: u64,
+    /// `totalram_pages() + total_swap_pages` (MemTotal + SwapTotal), the denominator of
+    /// /proc/<pid>/oom_score.
+    pub ram_pages: u64,
+    pub swap_pages: u64,
+}
+
+impl System {
+    pub fn read() -> Self {
+        let page_size = crate::kernel::offsets::page_size();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let kb = |key: &str| {
+            meminfo
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(key)?
+                        .trim()
+                        .strip_suffix("kB")?
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+                .unwrap_or(0)
+        };
+        let pages = |k: u64| k * 1024 / page_size;
+        Self {
+            page_size,
+            ram_pages: pages(kb("MemTotal:")),
+            swap_pages: pages(kb("SwapTotal:")),
+        }
+    }
+}
+
+/// `task_struct.flags` bit of a task in do_exit (include/linux/sched.h).
+const PF_EXITING: u32 = 0x4;
+const OOM_SCORE_ADJ_MIN: i32 = -1000;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Victim {
@@ -54,6 +188,37 @@ pub struct Victim {
     pub swap_kb: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i32>,
+    /// What /proc/<pid>/oom_score showed at the kill (0..2000), computed as fs/proc/base.c
+    /// `proc_oom_score()` does from mm/oom_kill.c `oom_badness()`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_score: Option<u64>,
+    /// The victim's memory cgroup (cgroup v1) or its cgroup (v2), named in the kernel at the kill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<Cgroup>,
+}
+
+impl Victim {
+    /// `proc_oom_score()`: badness = rss + swap + pgtables/PAGE_SIZE + adj × totalpages/1000
+    /// (`oom_badness()`), with totalpages = RAM + swap; score = (1000 + badness × 1000 /
+    /// totalpages) × 2 / 3; 0 for OOM_SCORE_ADJ_MIN.
+    pub fn compute_oom_score(&self, sys: &System) -> Option<u64> {
+        let kb_per_page = sys.page_size / 1024;
+        let adj = self.oom_score_adj?;
+        if adj == OOM_SCORE_ADJ_MIN {
+            return Some(0);
+        }
+        let rss_kb = self.anon_rss_kb? + self.file_rss_kb? + self.shmem_rss_kb?;
+        // Without swap configured there are no swap entries.
+        let swap_kb = self.swap_kb.or((sys.swap_pages == 0).then_some(0))?;
+        let pgtables_pages = self.pgtables_kb? * 1024 / sys.page_size;
+        let total = i64::try_from(sys.ram_pages + sys.swap_pages)
+            .ok()
+            .filter(|t| *t > 0)?;
+        let mut badness = i64::try_from((rss_kb + swap_kb) / kb_per_page + pgtables_pages).ok()?;
+        badness += i64::from(adj) * (total / 1000);
+        let score = (1000 + badness * 1000 / total) * 2 / 3;
+        u64::try_from(score.max(0)).ok()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,9 +246,60 @@ pub fn hook_name(h: u32) -> &'static str {
     }
 }
 
+pub fn constraint_name(c: u32) -> Option<&'static str> {
+    // enum oom_constraint (include/linux/oom.h).
+    match c {
+        0 => Some("none"),
+        1 => Some("cpuset"),
+        2 => Some("mempolicy"),
+        3 => Some("memcg"),
+        _ => None,
+    }
+}
+
+impl Oom {
+    pub fn from_context(
+        c: &ContextRecord,
+        sys: &System,
+        gfp: &crate::kernel::gfp::GfpTable,
+    ) -> Self {
+        let has = |bit: u64| c.present & bit != 0;
+        // PAGE_COUNTER_MAX (LONG_MAX / PAGE_SIZE) means "no limit".
+        let unlimited = u64::try_from(i64::MAX).unwrap_or(u64::MAX) / sys.page_size;
+        let global = has(present::MEMCG) && c.memcg.id == 0;
+        Self {
+            hook: hook_name(c.hook),
+            constraint: has(present::CONSTRAINT)
+                .then(|| constraint_name(c.constraint))
+                .flatten(),
+            memcg: has(present::MEMCG).then(|| (!global).then(|| Cgroup::from_ref(&c.memcg))),
+            totalpages: has(present::TOTALPAGES).then_some(c.totalpages),
+            chosen_points: has(present::CHOSEN_POINTS).then_some(c.chosen_points),
+            chosen_pid: has(present::CHOSEN_PID).then_some(c.chosen_pid),
+            gfp_mask: has(present::GFP_MASK).then_some(c.gfp_mask),
+            gfp_flags: has(present::GFP_MASK).then(|| gfp.decode(u64::from(c.gfp_mask))),
+            order: has(present::ORDER).then_some(c.order),
+            memcg_usage_bytes: (has(present::MEMCG_USAGE) && !global)
+                .then(|| c.memcg_usage_pages * sys.page_size),
+            memcg_limit_bytes: (has(present::MEMCG_LIMIT)
+                && !global
+                && c.memcg_limit_pages < unlimited)
+                .then(|| c.memcg_limit_pages * sys.page_size),
+        }
+    }
+}
+
 impl Event {
-    /// Builds the event of one victim record.
-    pub fn from_victim(r: &VictimRecord, node: &str) -> Self {
+    /// Builds the event of one victim record, with the context of its OOM when one was seen.
+    /// `context_hook`: whether a context hook is attached at all.
+    pub fn from_victim(
+        r: &VictimRecord,
+        ctx: Option<&ContextRecord>,
+        context_hook: bool,
+        sys: &System,
+        gfp: &crate::kernel::gfp::GfpTable,
+        node: &str,
+    ) -> Self {
         let has = |bit: u64| r.present & bit != 0;
         let opt = |bit: u64, v: u64| has(bit).then_some(v);
         let victim = Victim {
@@ -98,12 +314,24 @@ impl Event {
             pgtables_kb: opt(present::PGTABLES, r.pgtables_kb),
             swap_kb: opt(present::SWAP, r.swap_kb),
             oom_score_adj: has(present::OOM_SCORE_ADJ).then_some(r.oom_score_adj),
+            oom_score: None,
+            cgroup: has(present::CGROUP).then(|| Cgroup::from_ref(&r.cgroup)),
         };
+        let mut victim = victim;
+        victim.oom_score = victim.compute_oom_score(sys);
         let trigger = has(present::TRIGGER).then(|| Trigger {
             pid: r.trigger_pid,
             tgid: r.trigger_tgid,
             comm: comm_str(&r.trigger_comm),
         });
+        let exiting = has(present::TASK_FLAGS) && r.task_flags & PF_EXITING != 0;
+        let self_marked =
+            ctx.is_none() && context_hook && has(present::TRIGGER) && r.trigger_pid == r.pid;
+        let flags = Flags {
+            group_kill: ctx.is_some_and(|c| c.group_kill != 0),
+            already_exiting: exiting || self_marked,
+            context_missing: ctx.is_none(),
+        };
         Self {
             kind: "oom_kill",
             schema: SCHEMA,
@@ -111,8 +339,11 @@ impl Event {
             boot_ns: r.header.boot_ns,
             node: node.to_string(),
             hook: hook_name(r.hook),
+            context_id: ctx.map(|c| c.seq),
             victim,
             trigger,
+            oom: ctx.map(|c| Oom::from_context(c, sys, gfp)),
+            flags,
         }
     }
 }
@@ -133,10 +364,23 @@ mod tests {
         assert!(serde_json::to_string(&s).is_ok());
     }
 
+    const SYS: System = System {
+        page_size: 4096,
+        ram_pages: 6_000_000,
+        swap_pages: 0,
+    };
+
     #[test]
     fn absent_fields_are_omitted() {
         let r = crate::decode::tests::victim(42);
-        let e = Event::from_victim(&r, "n1");
+        let e = Event::from_victim(
+            &r,
+            None,
+            false,
+            &SYS,
+            &crate::kernel::gfp::GfpTable::builtin(),
+            "n1",
+        );
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["victim"]["pid"], 42);
         assert_eq!(v["victim"]["comm"], "hog1");
@@ -145,5 +389,54 @@ mod tests {
         assert!(v.get("trigger").is_none());
         assert_eq!(v["hook"], "tracepoint");
         assert_eq!(v["schema"], 1);
+        assert!(v.get("oom").is_none());
+        assert_eq!(v["flags"]["context_missing"], true);
+        assert!(v["victim"].get("oom_score").is_none(), "needs rss and adj");
+    }
+
+    #[test]
+    fn oom_score_follows_proc_oom_score() {
+        // 64 MiB anon, no file/shmem, 192 KiB page tables, adj 0, 6,000,000 pages of RAM:
+        // badness = 16384 + 48 = 16432; (1000 + 16432*1000/6000000) * 2 / 3 = (1000 + 2) * 2 / 3.
+        let v = Victim {
+            anon_rss_kb: Some(65536),
+            file_rss_kb: Some(0),
+            shmem_rss_kb: Some(0),
+            pgtables_kb: Some(192),
+            oom_score_adj: Some(0),
+            ..Victim::default()
+        };
+        assert_eq!(v.compute_oom_score(&SYS), Some(668));
+        let v1000 = Victim {
+            oom_score_adj: Some(1000),
+            ..v.clone()
+        };
+        // adj 1000 adds 1000 * (6000000 / 1000) = 6,000,000 pages: (1000 + 1002) * 2 / 3 = 1334.
+        assert_eq!(v1000.compute_oom_score(&SYS), Some(1334));
+        let vmin = Victim {
+            oom_score_adj: Some(-1000),
+            ..v.clone()
+        };
+        assert_eq!(vmin.compute_oom_score(&SYS), Some(0));
+        // With swap configured but the swap count unknown, no guess.
+        let sys_swap = System {
+            swap_pages: 1000,
+            ..SYS
+        };
+        assert_eq!(v.compute_oom_score(&sys_swap), None);
+    }
+
+    #[test]
+    fn cgroup_path_from_kernel_names() {
+        let mut c = CgroupRef::EMPTY;
+        let names = b"leaf\0mid\0top\0";
+        c.names[..names.len()].copy_from_slice(names);
+        c.len = u16::try_from(names.len()).unwrap();
+        c.depth = 3;
+        c.id = 77;
+        let g = Cgroup::from_ref(&c);
+        assert_eq!(g.path, "/top/mid/leaf");
+        assert_eq!(g.id, 77);
+        assert_eq!(Cgroup::from_ref(&CgroupRef::EMPTY).path, "/");
     }
 }

@@ -5,6 +5,7 @@
 //! the locations resolved in [`kernel`]) → ring buffer → [`decode`] (length-checked) →
 //! [`event`] → [`sink`]s. [`daemon`] runs it; [`cli`] is the command line.
 
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod daemon;

@@ -16,11 +16,13 @@ fn main() -> std::process::ExitCode {
     };
     let res = rt.block_on(async {
         match &cli.command {
-            Command::Run(args) => oomtrace::daemon::run(args, level).await,
+            Command::Run(args) => oomtrace::daemon::run(args, level).await.map(|()| true),
+            Command::Check(args) => oomtrace::check::run(args),
         }
     });
     match res {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

@@ -1,47 +1,85 @@
-//! The userspace data path: ring bytes → decode → event → sinks.
+//! The userspace data path: ring bytes → decode → join with the OOM context → event → sinks.
+
+use std::collections::VecDeque;
+
+use oomtrace_common::ContextRecord;
 
 use crate::{
     decode::{self, Record},
-    event::Event,
+    event::{Event, System},
+    kernel::gfp::GfpTable,
     sink::Sinks,
 };
+
+/// Contexts kept for joining. Victims arrive right after their context (same CPU, under the
+/// kernel's oom_lock), so a few are plenty; more only guards against reordering across CPUs.
+const CONTEXTS_KEPT: usize = 64;
 
 /// Counts of what went through the pipeline.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
     pub records: u64,
     pub victims: u64,
+    pub contexts: u64,
     pub decode_errors: u64,
 }
 
 pub struct Pipeline {
     node: String,
+    sys: System,
+    gfp: GfpTable,
+    context_hook: bool,
+    contexts: VecDeque<ContextRecord>,
     pub sinks: Sinks,
     pub stats: Stats,
 }
 
 impl Pipeline {
-    pub fn new(node: String, sinks: Sinks) -> Self {
+    /// `context_hook`: a context hook is attached (so a victim without context is notable).
+    pub fn new(node: String, sys: System, gfp: GfpTable, context_hook: bool, sinks: Sinks) -> Self {
         Self {
             node,
+            sys,
+            gfp,
+            context_hook,
+            contexts: VecDeque::with_capacity(CONTEXTS_KEPT),
             sinks,
             stats: Stats::default(),
         }
     }
 
-    /// Handles one ring record.
-    pub fn handle(&mut self, bytes: &[u8]) {
+    /// Handles one ring record; returns the event it produced, if any.
+    pub fn handle(&mut self, bytes: &[u8]) -> Option<Event> {
         self.stats.records += 1;
         match decode::decode(bytes) {
             Ok(Record::Victim(v)) => {
                 self.stats.victims += 1;
-                let ev = Event::from_victim(&v, &self.node);
+                let ctx = (v.context_seq != 0)
+                    .then(|| self.contexts.iter().rev().find(|c| c.seq == v.context_seq))
+                    .flatten();
+                let ev = Event::from_victim(
+                    &v,
+                    ctx,
+                    self.context_hook,
+                    &self.sys,
+                    &self.gfp,
+                    &self.node,
+                );
                 self.sinks.emit(&ev);
+                Some(ev)
             }
-            Ok(Record::Context(_)) => {}
+            Ok(Record::Context(c)) => {
+                self.stats.contexts += 1;
+                if self.contexts.len() == CONTEXTS_KEPT {
+                    self.contexts.pop_front();
+                }
+                self.contexts.push_back(*c);
+                None
+            }
             Err(e) => {
                 self.stats.decode_errors += 1;
                 log::warn!("dropping a ring record: {e}");
+                None
             }
         }
     }
@@ -57,4 +95,102 @@ pub fn node_name() -> String {
     }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "unknown".into(), |s| s.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::as_bytes;
+    use oomtrace_common::{CgroupRef, RECORD_VERSION, RecordHeader, hook, kind, present};
+
+    fn context(seq: u64, group: bool) -> ContextRecord {
+        ContextRecord {
+            header: RecordHeader {
+                kind: kind::CONTEXT,
+                version: RECORD_VERSION,
+                size: u32::try_from(size_of::<ContextRecord>()).unwrap(),
+                boot_ns: seq,
+            },
+            present: present::CONSTRAINT
+                | present::MEMCG
+                | present::TOTALPAGES
+                | present::GFP_MASK
+                | present::MEMCG_LIMIT,
+            hook: hook::KPROBE,
+            trigger_pid: 9,
+            trigger_tgid: 9,
+            chosen_pid: 1,
+            seq,
+            constraint: 3,
+            gfp_mask: 0xcc0,
+            order: 0,
+            group_kill: u32::from(group),
+            totalpages: 16384,
+            chosen_points: 100,
+            memcg_usage_pages: 16384,
+            memcg_limit_pages: 16384,
+            trigger_comm: [0; 16],
+            memcg: CgroupRef {
+                id: 5,
+                depth: 1,
+                len: 2,
+                names: {
+                    let mut n = [0; 768];
+                    n[0] = b'x';
+                    n
+                },
+                ..CgroupRef::EMPTY
+            },
+        }
+    }
+
+    #[test]
+    fn victims_join_their_context() {
+        let sys = System {
+            page_size: 4096,
+            ram_pages: 1 << 20,
+            swap_pages: 0,
+        };
+        let mut p = Pipeline::new("n".into(), sys, GfpTable::builtin(), true, Sinks::default());
+        assert!(p.handle(as_bytes(&context(1000, true))).is_none());
+        let mut v = crate::decode::tests::victim(1);
+        v.context_seq = 1000;
+        let ev = p.handle(as_bytes(&v)).expect("event");
+        let j = serde_json::to_value(&ev).unwrap();
+        assert_eq!(j["context_id"], 1000);
+        assert_eq!(j["flags"]["group_kill"], true);
+        assert_eq!(j["flags"]["context_missing"], false);
+        assert_eq!(j["oom"]["constraint"], "memcg");
+        assert_eq!(j["oom"]["memcg"]["path"], "/x");
+        assert_eq!(j["oom"]["memcg_limit_bytes"], 64 << 20);
+        assert_eq!(j["oom"]["gfp_flags"][0], "GFP_KERNEL");
+        // A victim whose context was never seen is still reported.
+        v.context_seq = 999;
+        let ev = p.handle(as_bytes(&v)).expect("event");
+        assert!(ev.oom.is_none());
+        assert!(ev.flags.context_missing);
+    }
+
+    #[test]
+    fn global_oom_has_null_memcg() {
+        let sys = System {
+            page_size: 4096,
+            ram_pages: 1 << 20,
+            swap_pages: 0,
+        };
+        let mut p = Pipeline::new("n".into(), sys, GfpTable::builtin(), true, Sinks::default());
+        let mut c = context(5, false);
+        c.memcg = CgroupRef::EMPTY;
+        c.constraint = 0;
+        p.handle(as_bytes(&c));
+        let mut v = crate::decode::tests::victim(1);
+        v.context_seq = 5;
+        let j = serde_json::to_value(p.handle(as_bytes(&v)).unwrap()).unwrap();
+        assert_eq!(j["oom"]["constraint"], "none");
+        assert!(
+            j["oom"]["memcg"].is_null() && j["oom"].get("memcg").is_some(),
+            "memcg: null, not absent"
+        );
+        assert!(j["oom"].get("memcg_limit_bytes").is_none());
+    }
 }

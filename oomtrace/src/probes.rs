@@ -1,16 +1,29 @@
-//! Loading the eBPF object, handing it the kernel locations, attaching the hooks.
+//! Loading the eBPF object, handing it the kernel locations, and choosing and attaching hooks.
+//!
+//! Two roles, each with hooks in order of preference; the first that loads and attaches wins
+//! (or the one forced with `--hooks`):
+//! - `victim` (one record per OOM victim): `tp_btf` → `raw_tracepoint` → `tracepoint`;
+//! - `context` (one record per OOM, `oom_kill_process`): `fentry` → `kprobe` → none.
+//!
+//! Each attempt that fails says why; `oomtrace check` prints them.
 
-use std::path::Path;
+use std::{fmt, path::Path, str::FromStr};
 
 use anyhow::Context as _;
 use aya::{
-    Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader,
     maps::{MapData, RingBuf},
-    programs::TracePoint,
+    programs::{BtfTracePoint, FEntry, FExit, KProbe, RawTracePoint, TracePoint},
 };
 use aya_log::EbpfLogger;
+use oomtrace_common::KernelOffsets;
 
-use crate::kernel::tracefs::{EventFormat, MarkVictimLayout};
+use crate::kernel::{
+    btf,
+    cgroups::CgroupMode,
+    offsets::{self, Resolved},
+    tracefs::{EventFormat, MarkVictimLayout},
+};
 
 /// The eBPF object built by build.rs from `oomtrace-ebpf`, embedded in the binary.
 pub static EBPF_OBJECT: &[u8] =
@@ -19,17 +32,110 @@ pub static EBPF_OBJECT: &[u8] =
 /// Default ring size: room for about 280 victim records in flight.
 pub const DEFAULT_RING_SIZE: u32 = 256 * 1024;
 
+pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
+
+/// Hooks of the victim role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VictimHook {
+    TpBtf,
+    RawTracepoint,
+    Tracepoint,
+}
+
+/// Hooks of the context role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextHook {
+    Fentry,
+    Kprobe,
+}
+
+impl VictimHook {
+    pub const ALL: [Self; 3] = [Self::TpBtf, Self::RawTracepoint, Self::Tracepoint];
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TpBtf => "tp_btf",
+            Self::RawTracepoint => "raw_tracepoint",
+            Self::Tracepoint => "tracepoint",
+        }
+    }
+}
+
+impl ContextHook {
+    pub const ALL: [Self; 2] = [Self::Fentry, Self::Kprobe];
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fentry => "fentry",
+            Self::Kprobe => "kprobe",
+        }
+    }
+}
+
+/// `--hooks victim=X,context=Y`: what to force; `None` = choose automatically.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HookChoice {
+    pub victim: Option<VictimHook>,
+    /// `Some(None)` = no context hook at all.
+    pub context: Option<Option<ContextHook>>,
+}
+
+impl FromStr for HookChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut c = HookChoice::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (role, hook) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected ROLE=HOOK"))?;
+            match role {
+                "victim" => {
+                    c.victim = Some(match hook {
+                        "auto" => continue,
+                        h => *VictimHook::ALL
+                            .iter()
+                            .find(|v| v.name() == h)
+                            .ok_or_else(|| format!("victim hook {h:?}: one of tp_btf, raw_tracepoint, tracepoint, auto"))?,
+                    });
+                }
+                "context" => {
+                    c.context = Some(match hook {
+                        "auto" => continue,
+                        "none" => None,
+                        h => Some(*ContextHook::ALL.iter().find(|v| v.name() == h).ok_or_else(
+                            || format!("context hook {h:?}: one of fentry, kprobe, none, auto"),
+                        )?),
+                    });
+                }
+                r => return Err(format!("role {r:?}: victim or context")),
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// One hook tried: its role, its name, and why it could not be used (None: attached).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Attempt {
+    pub role: &'static str,
+    pub hook: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.error {
+            None => write!(f, "{}={}: attached", self.role, self.hook),
+            Some(e) => write!(f, "{}={}: {e}", self.role, self.hook),
+        }
+    }
+}
+
 pub struct LoadOptions<'a> {
     pub tracefs: &'a Path,
     pub ring_size: u32,
     pub log_level: log::LevelFilter,
-}
-
-/// A hook that is attached: its role (`victim`, `context`) and kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attached {
-    pub role: &'static str,
-    pub hook: &'static str,
+    pub hooks: HookChoice,
+    pub cgroup_mode: CgroupMode,
 }
 
 pub struct Loaded {
@@ -37,15 +143,94 @@ pub struct Loaded {
     /// aya-log's reader. It holds the log map's fd: it must live as long as the programs, and be
     /// drained, or the programs' log writes are lost.
     pub logger: EbpfLogger<&'static dyn log::Log>,
-    pub attached: Vec<Attached>,
+    /// Every hook tried, in order.
+    pub attempts: Vec<Attempt>,
+    pub victim: VictimHook,
+    pub context: Option<ContextHook>,
+    /// Offsets that this kernel could not give (fields depending on them are absent).
+    pub missing_offsets: Vec<String>,
 }
 
-/// Loads the object with this kernel's layout and attaches the hooks.
+impl Loaded {
+    pub fn summary(&self) -> String {
+        format!(
+            "victim={} context={}",
+            self.victim.name(),
+            self.context.map_or("none", ContextHook::name)
+        )
+    }
+}
+
+/// What the kernel's BTF says about the hooks, before trying them.
+struct KernelFacts {
+    btf: Option<Btf>,
+    resolved: Option<Resolved>,
+    /// `btf_trace_mark_victim` passes a `struct task_struct *` (false on pid-only kernels).
+    mark_victim_has_task: bool,
+    has_oom_kill_process: bool,
+    btf_error: Option<String>,
+}
+
+fn kernel_facts(mode: CgroupMode) -> KernelFacts {
+    let btf = Btf::from_sys_fs().map_err(|e| format!("{BTF_PATH}: {e}"));
+    let ours = btf::Btf::from_file(BTF_PATH).map_err(|e| e.to_string());
+    let (resolved, has_task, has_okp) = match &ours {
+        Ok(b) => {
+            let params = b
+                .func_proto_params("btf_trace_mark_victim")
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let has_task = params
+                .get(1)
+                .is_some_and(|p| b.pointee_name(p.type_id) == Some("task_struct"));
+            (
+                Some(offsets::resolve(b, mode.memory_on_v2())),
+                has_task,
+                b.has_func("oom_kill_process"),
+            )
+        }
+        Err(_) => (None, false, false),
+    };
+    let btf_error = btf.as_ref().err().cloned().or(ours.err());
+    KernelFacts {
+        btf: btf.ok(),
+        resolved,
+        mark_victim_has_task: has_task,
+        has_oom_kill_process: has_okp,
+        btf_error,
+    }
+}
+
+fn chain(e: impl Into<anyhow::Error>) -> String {
+    let e: anyhow::Error = e.into();
+    let s = format!("{e:#}");
+    if s.contains("Operation not permitted") || s.contains("EPERM") {
+        format!("load refused (EPERM): {s}")
+    } else {
+        s
+    }
+}
+
+/// Loads the object with this kernel's layout and offsets, and attaches the chosen hooks.
 pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     let format = EventFormat::load(opts.tracefs, "oom", "mark_victim")?;
     let layout = MarkVictimLayout::from_format(&format)
         .map_err(|e| anyhow::anyhow!("oom:mark_victim format: {e}"))?;
     log::debug!("mark_victim layout: {layout:?}");
+    let facts = kernel_facts(opts.cgroup_mode);
+    let offsets = facts
+        .resolved
+        .as_ref()
+        .map_or(KernelOffsets::UNKNOWN, |r| r.offsets);
+    let missing_offsets = facts
+        .resolved
+        .as_ref()
+        .map(|r| r.missing.clone())
+        .unwrap_or_default();
+    for m in &missing_offsets {
+        log::info!("kernel offset unavailable, dependent fields will be absent: {m}");
+    }
     let globals = layout.globals();
     // aya-log-ebpf levels: Error=1 .. Trace=5, the same numbering as log::LevelFilter.
     let log_level = opts.log_level as u8;
@@ -60,31 +245,185 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     for (name, value) in &globals {
         loader.override_global(name, value, true);
     }
+    loader.override_global("OFFSETS", &offsets, true);
     loader.override_global("AYA_LOG_LEVEL", &log_level, false);
     loader.map_max_entries("EVENTS", opts.ring_size);
     let mut ebpf = loader
         .load(EBPF_OBJECT)
         .context("loading the eBPF object")?;
-
     let logger = EbpfLogger::init(&mut ebpf).context("setting up aya-log")?;
 
-    let mut attached = Vec::new();
-    let prog: &mut TracePoint = ebpf
-        .program_mut("mark_victim_tp")
-        .context("program mark_victim_tp missing from the object")?
-        .try_into()?;
-    prog.load().context("loading tracepoint/oom/mark_victim")?;
-    prog.attach("oom", "mark_victim")
-        .context("attaching tracepoint/oom/mark_victim")?;
-    attached.push(Attached {
-        role: "victim",
-        hook: "tracepoint",
-    });
+    let mut attempts = Vec::new();
+    let victims: Vec<VictimHook> = opts
+        .hooks
+        .victim
+        .map_or_else(|| VictimHook::ALL.to_vec(), |h| vec![h]);
+    let mut victim = None;
+    for h in victims {
+        let r = attach_victim(&mut ebpf, h, &facts, &offsets);
+        attempts.push(Attempt {
+            role: "victim",
+            hook: h.name(),
+            error: r.err(),
+        });
+        if attempts.last().is_some_and(|a| a.error.is_none()) {
+            victim = Some(h);
+            break;
+        }
+    }
+    let Some(victim) = victim else {
+        let why: Vec<String> = attempts.iter().map(ToString::to_string).collect();
+        anyhow::bail!("no victim hook could be attached: {}", why.join("; "));
+    };
+    let contexts: Vec<ContextHook> = match opts.hooks.context {
+        None => ContextHook::ALL.to_vec(),
+        Some(None) => Vec::new(),
+        Some(Some(h)) => vec![h],
+    };
+    let mut context = None;
+    for h in contexts {
+        let r = attach_context(&mut ebpf, h, &facts, &offsets);
+        attempts.push(Attempt {
+            role: "context",
+            hook: h.name(),
+            error: r.err(),
+        });
+        if attempts.last().is_some_and(|a| a.error.is_none()) {
+            context = Some(h);
+            break;
+        }
+    }
+    if opts.hooks.context.is_some_and(|c| c.is_some()) && context.is_none() {
+        let why: Vec<String> = attempts
+            .iter()
+            .filter(|a| a.role == "context")
+            .map(ToString::to_string)
+            .collect();
+        anyhow::bail!(
+            "the forced context hook could not be attached: {}",
+            why.join("; ")
+        );
+    }
     Ok(Loaded {
         ebpf,
         logger,
-        attached,
+        attempts,
+        victim,
+        context,
+        missing_offsets,
     })
+}
+
+fn attach_victim(
+    ebpf: &mut Ebpf,
+    h: VictimHook,
+    facts: &KernelFacts,
+    o: &KernelOffsets,
+) -> Result<(), String> {
+    let need_task = || -> Result<(), String> {
+        if let Some(e) = &facts.btf_error {
+            return Err(format!("needs kernel BTF: {e}"));
+        }
+        if !facts.mark_victim_has_task {
+            return Err("this kernel's mark_victim passes only a pid (no task_struct)".into());
+        }
+        if o.task_pid == oomtrace_common::ABSENT {
+            return Err("task_struct.pid offset unknown".into());
+        }
+        Ok(())
+    };
+    match h {
+        VictimHook::TpBtf => {
+            need_task()?;
+            let btf = facts.btf.as_ref().ok_or("needs kernel BTF")?;
+            let p: &mut BtfTracePoint = prog(ebpf, "mark_victim_btf")?;
+            p.load("mark_victim", btf).map_err(chain)?;
+            p.attach().map_err(chain)?;
+        }
+        VictimHook::RawTracepoint => {
+            need_task()?;
+            let p: &mut RawTracePoint = prog(ebpf, "mark_victim_raw")?;
+            p.load().map_err(chain)?;
+            p.attach("mark_victim").map_err(chain)?;
+        }
+        VictimHook::Tracepoint => {
+            let p: &mut TracePoint = prog(ebpf, "mark_victim_tp")?;
+            p.load().map_err(chain)?;
+            p.attach("oom", "mark_victim").map_err(chain)?;
+        }
+    }
+    Ok(())
+}
+
+fn attach_context(
+    ebpf: &mut Ebpf,
+    h: ContextHook,
+    facts: &KernelFacts,
+    o: &KernelOffsets,
+) -> Result<(), String> {
+    if o.oc_memcg == oomtrace_common::ABSENT {
+        return Err(match &facts.btf_error {
+            Some(e) => format!("needs kernel BTF for struct oom_control: {e}"),
+            None => "struct oom_control offsets unknown".into(),
+        });
+    }
+    match h {
+        ContextHook::Fentry => {
+            let btf = facts.btf.as_ref().ok_or("needs kernel BTF")?;
+            if !facts.has_oom_kill_process {
+                return Err("oom_kill_process is not in BTF (inlined on this build?)".into());
+            }
+            let p: &mut FEntry = prog(ebpf, "oom_kill_process_fentry")?;
+            p.load("oom_kill_process", btf).map_err(chain)?;
+            p.attach().map_err(chain)?;
+            // The return hook only ends the join window; without it, a 5 s age limit does.
+            let r: Result<(), String> = (|| {
+                let x: &mut FExit = prog(ebpf, "oom_kill_process_fexit")?;
+                x.load("oom_kill_process", btf).map_err(chain)?;
+                x.attach().map(|_| ()).map_err(chain)
+            })();
+            if let Err(e) = r {
+                log::warn!("fexit on oom_kill_process: {e}");
+            }
+        }
+        ContextHook::Kprobe => {
+            if !Path::new("/sys/bus/event_source/devices/kprobe/type").exists() {
+                return Err("kernel built without CONFIG_KPROBES (no kprobe PMU in /sys/bus/event_source/devices)".into());
+            }
+            if !kallsyms_has("oom_kill_process") {
+                return Err(
+                    "oom_kill_process is not in /proc/kallsyms (inlined on this build?)".into(),
+                );
+            }
+            let p: &mut KProbe = prog(ebpf, "oom_kill_process_kprobe")?;
+            p.load().map_err(chain)?;
+            p.attach("oom_kill_process", 0).map_err(chain)?;
+            let r: Result<(), String> = (|| {
+                let x: &mut KProbe = prog(ebpf, "oom_kill_process_kretprobe")?;
+                x.load().map_err(chain)?;
+                x.attach("oom_kill_process", 0).map(|_| ()).map_err(chain)
+            })();
+            if let Err(e) = r {
+                log::warn!("kretprobe on oom_kill_process: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn prog<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let p = ebpf
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} missing from the object"))?;
+    p.try_into().map_err(chain)
+}
+
+fn kallsyms_has(sym: &str) -> bool {
+    std::fs::read_to_string("/proc/kallsyms")
+        .is_ok_and(|s| s.lines().any(|l| l.split_whitespace().nth(2) == Some(sym)))
 }
 
 /// Takes the ring buffer out of the object.
@@ -93,4 +432,23 @@ pub fn take_ring(ebpf: &mut Ebpf) -> anyhow::Result<RingBuf<MapData>> {
         .take_map("EVENTS")
         .context("map EVENTS missing from the object")?;
     Ok(RingBuf::try_from(map)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_choice_parses() {
+        let c: HookChoice = "victim=tracepoint,context=none".parse().unwrap();
+        assert_eq!(c.victim, Some(VictimHook::Tracepoint));
+        assert_eq!(c.context, Some(None));
+        let c: HookChoice = "context=kprobe".parse().unwrap();
+        assert_eq!(c.victim, None);
+        assert_eq!(c.context, Some(Some(ContextHook::Kprobe)));
+        assert_eq!("".parse::<HookChoice>().unwrap(), HookChoice::default());
+        assert!("victim=kprobe".parse::<HookChoice>().is_err());
+        assert!("context".parse::<HookChoice>().is_err());
+        assert!("trigger=tp_btf".parse::<HookChoice>().is_err());
+    }
 }

@@ -54,7 +54,8 @@ fn oom_kill_matches_the_kernel_line() {
     if !require_root() {
         return;
     }
-    let mut d = Daemon::start(&["run"]);
+    // The classic tracepoint, the hook every kernel since 4.13 has.
+    let mut d = Daemon::start(&["run", "--hooks", "victim=tracepoint"]);
     let (ev, k) = kill_and_check(&mut d, &[]);
     assert_eq!(ev["hook"], "tracepoint");
     assert_eq!(ev["kind"], "oom_kill");

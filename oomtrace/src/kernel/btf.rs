@@ -636,6 +636,18 @@ impl Btf {
         Err(BtfError::TooDeep { type_id })
     }
 
+    /// For a pointer type (through typedefs and modifiers), the name of what it points to, itself
+    /// resolved through typedefs and modifiers: `struct task_struct *` gives `task_struct`.
+    #[must_use]
+    pub fn pointee_name(&self, type_id: u32) -> Option<&str> {
+        let t = self.resolve(type_id).ok()?;
+        if t.kind() != KIND_PTR {
+            return None;
+        }
+        let target = self.resolve(t.size_or_type).ok()?;
+        self.type_name(target.id)
+    }
+
     /// Number of type ids in the blob, including `void` (id 0).
     #[must_use]
     pub fn type_count(&self) -> usize {

@@ -44,7 +44,19 @@ mod tests {
     fn one_line_per_event() {
         let mut out = Vec::new();
         let r = crate::decode::tests::victim(7);
-        let ev = Event::from_victim(&r, "node-a");
+        let sys = crate::event::System {
+            page_size: 4096,
+            ram_pages: 1 << 20,
+            swap_pages: 0,
+        };
+        let ev = Event::from_victim(
+            &r,
+            None,
+            false,
+            &sys,
+            &crate::kernel::gfp::GfpTable::builtin(),
+            "node-a",
+        );
         {
             let mut s = JsonLines::new("test", &mut out);
             s.emit(&ev).unwrap();

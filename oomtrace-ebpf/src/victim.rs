@@ -1,0 +1,27 @@
+//! The victim record of the task-pointer hooks (tp_btf, raw tracepoint).
+
+use aya_ebpf::EbpfContext;
+use aya_log_ebpf::{debug, warn};
+use oomtrace_common::{VictimRecord, counter};
+
+use crate::{context, maps, record, task};
+
+#[inline(always)]
+pub fn emit_from_task<C: EbpfContext>(ctx: &C, task: *const u8, hook: u32) {
+    let Some(mut entry) = maps::EVENTS.reserve::<VictimRecord>(0) else {
+        maps::count(counter::RING_FULL);
+        warn!(ctx, "ring buffer full: a mark_victim record is lost");
+        return;
+    };
+    let r = entry.as_mut_ptr();
+    // SAFETY: `r` is the reserved ring slot; `task` is only probe-read.
+    let pid = unsafe {
+        record::init_victim(r, hook);
+        (*r).context_seq = context::current_seq((*r).header.boot_ns);
+        task::fill_victim(r, task);
+        (*r).pid
+    };
+    maps::count(counter::VICTIMS);
+    entry.submit(0);
+    debug!(ctx, "mark_victim: pid {}", pid);
+}
