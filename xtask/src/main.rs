@@ -3,6 +3,7 @@
 //! Each task lives in its own module; this file only dispatches.
 
 mod docs;
+mod vm;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,8 @@ enum Task {
         #[arg(long, default_value = "target/completions")]
         out: PathBuf,
     },
+    /// Boot a Debian kernel in QEMU (TCG) and prove oomtrace's hooks on real OOM kills.
+    VmTest(vm::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +39,6 @@ fn main() -> anyhow::Result<()> {
     match cli.task {
         Task::Man { out } => docs::man(&out),
         Task::Completions { out } => docs::completions(&out),
+        Task::VmTest(args) => vm::run(&args),
     }
 }

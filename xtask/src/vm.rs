@@ -1,0 +1,388 @@
+//! `cargo xtask vm-test`: the kernel matrix. Boots a Debian kernel under QEMU (TCG, no KVM
+//! needed) with a busybox initramfs, runs the scenarios of tests/vm/ inside (real OOM kills,
+//! oomtrace tracing them), and asserts on the host on what the VM carried out.
+//!
+//! Layout: kernel.rs fetches the kernel, initramfs.rs packs the guest, qemu.rs boots it with a
+//! wall-time bound, report.rs reads the framed results of ttyS1, checks.rs asserts.
+
+mod checks;
+mod initramfs;
+mod json;
+mod kernel;
+mod qemu;
+mod report;
+
+use std::{
+    fs,
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, ensure};
+use clap::ValueEnum;
+
+use checks::{Status, TestResult};
+
+const ABOUT: &str =
+    "Boot a Debian kernel in QEMU (TCG) and prove oomtrace's hooks on real OOM kills";
+
+const LONG_ABOUT: &str = "\
+Boot a Debian kernel in QEMU (TCG) and prove oomtrace's hooks on real OOM kills.
+
+Steps:
+  1. apt-get download the kernel package into DIR/deb (once), unpack its /boot into
+     DIR/kernel, and check its config: BPF, BTF, kprobes, fentry trampolines, cgroup v2
+     memory, tracefs and the 8250 serial console must be built in (no modules are loaded).
+  2. Pack an initramfs (cpio newc, gzip): busybox-static and its applet links, the release
+     oomtrace binary with the libraries ldd names and the loader, and tests/vm/ (init.sh is
+     /init; it mounts proc, sysfs, devtmpfs, tracefs, bpffs and cgroup2 with +memory).
+  3. Boot `qemu-system-x86_64 -accel tcg`: one VM (--memory) runs env, check, kprobe, fentry,
+     group-kill and parent-domain in sequence; a second, smaller one (--global-memory) runs
+     global-oom. The kernel console goes to DIR/run/BOOT/console.log; the scenarios write
+     their results to a second serial port, DIR/run/BOOT/results.log. A boot that outlives
+     --timeout is killed and fails.
+  4. Assert on the host: per scenario a `kernel` test (exit statuses, memory.events,
+     /proc/vmstat oom_kill, dmesg) and an `oomtrace` test (its JSON lines, cross-checked
+     with the kernel's numbers). Prints PASS/FAIL/SKIP per test and `N passed, N failed`;
+     exits 1 when a test fails or a VM does not come back.
+
+Needs: qemu-system-x86, busybox-static, gzip, dpkg-deb, apt-get (scripts/setup.sh --test).
+Relative paths are taken from the workspace root. Each boot takes a few seconds of TCG.";
+
+#[derive(Debug, clap::Args)]
+#[command(about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Args {
+    /// The oomtrace binary to test (a release build).
+    #[arg(long, value_name = "PATH", default_value = "target/release/oomtrace")]
+    oomtrace: PathBuf,
+
+    /// Build it first: `cargo build --release -p oomtrace`.
+    #[arg(long, conflicts_with = "no_oomtrace")]
+    build: bool,
+
+    /// Leave oomtrace out: only the harness and the kernel's side are tested; the oomtrace
+    /// tests are skipped.
+    #[arg(long)]
+    no_oomtrace: bool,
+
+    /// Debian kernel package to boot (fetched with apt-get download, cached in DIR/deb).
+    #[arg(
+        long,
+        value_name = "PACKAGE",
+        default_value = "linux-image-6.1.0-56-cloud-amd64"
+    )]
+    kernel_package: String,
+
+    /// Boot this kernel image instead of the package (no download, no config check).
+    #[arg(long, value_name = "VMLINUZ")]
+    kernel: Option<PathBuf>,
+
+    /// Scenarios to run, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "NAME")]
+    scenarios: Vec<Scenario>,
+
+    /// Cache and work directory (kernel package, initramfs, logs of each boot).
+    #[arg(long, value_name = "DIR", default_value = "target/vm")]
+    dir: PathBuf,
+
+    /// RAM of the main VM, MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 320)]
+    memory: u32,
+
+    /// RAM of the global-OOM VM, MiB: small, so that `tail /dev/zero` exhausts it quickly.
+    #[arg(long, value_name = "MIB", default_value_t = 192)]
+    global_memory: u32,
+
+    /// Wall-time limit of each boot, seconds: QEMU is killed and the boot fails past it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    timeout: u64,
+
+    /// How long the guest waits for oomtrace's `ready` line, seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 90)]
+    ready_timeout: u64,
+
+    /// The busybox to put in the VM (must be statically linked: busybox-static).
+    #[arg(long, value_name = "PATH", default_value = "/bin/busybox")]
+    busybox: PathBuf,
+}
+
+/// The scenarios, in the order they run; each is tests/vm/scenarios/NAME.sh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+enum Scenario {
+    /// Mounts, cgroup v2 controllers, kallsyms, mark_victim format, kprobe PMU, BTF.
+    Env,
+    /// `oomtrace check` names tp_btf and kprobe or fentry.
+    Check,
+    /// Context from a kprobe on oom_kill_process; one kill in a 64 MiB cgroup.
+    Kprobe,
+    /// Context from fentry on oom_kill_process; one kill in a 64 MiB cgroup.
+    Fentry,
+    /// memory.oom.group=1 with four processes: four victims, one context.
+    GroupKill,
+    /// Limit on a parent cgroup, victim in its child.
+    ParentDomain,
+    /// System-wide OOM in a small VM (a boot of its own).
+    GlobalOom,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Env => "env",
+            Scenario::Check => "check",
+            Scenario::Kprobe => "kprobe",
+            Scenario::Fentry => "fentry",
+            Scenario::GroupKill => "group-kill",
+            Scenario::ParentDomain => "parent-domain",
+            Scenario::GlobalOom => "global-oom",
+        }
+    }
+
+    fn global_boot(self) -> bool {
+        self == Scenario::GlobalOom
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask.parent().unwrap_or(xtask).to_owned()
+}
+
+fn resolve(root: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        root.join(p)
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let t0 = Instant::now();
+    let root = workspace_root();
+    let dir = resolve(&root, &args.dir);
+    let mut scenarios = if args.scenarios.is_empty() {
+        Scenario::value_variants().to_vec()
+    } else {
+        args.scenarios.clone()
+    };
+    scenarios.sort();
+    scenarios.dedup();
+
+    let t = Instant::now();
+    let kernel = match &args.kernel {
+        Some(k) => kernel::from_image(&resolve(&root, k))?,
+        None => kernel::prepare(&dir, &args.kernel_package)?,
+    };
+    println!(
+        "vm-test: kernel {} ({})",
+        kernel.vmlinuz.display(),
+        secs(t.elapsed())
+    );
+    if !kernel.config_summary.is_empty() {
+        println!("vm-test: config: {}", kernel.config_summary.join(" "));
+    }
+
+    let oomtrace = prepare_oomtrace(args, &root)?;
+    let run_dir = dir.join("run");
+    fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let initrd = pack(args, &root, &run_dir, oomtrace.as_deref())?;
+
+    let mut results = Vec::new();
+    let ctx = checks::Ctx {
+        with_oomtrace: oomtrace.is_some(),
+    };
+    for (boot, memory, global) in [
+        ("main", args.memory, false),
+        ("global", args.global_memory, true),
+    ] {
+        let here: Vec<Scenario> = scenarios
+            .iter()
+            .copied()
+            .filter(|s| s.global_boot() == global)
+            .collect();
+        if here.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = here.iter().map(|s| s.name()).collect();
+        let spec = qemu::Boot {
+            name: boot,
+            vmlinuz: &kernel.vmlinuz,
+            initrd: &initrd,
+            memory_mib: memory,
+            cmdline: format!(
+                "vmtest.scenarios={} vmtest.ready_timeout={}",
+                names.join(","),
+                args.ready_timeout
+            ),
+            dir: run_dir.join(boot),
+            timeout: Duration::from_secs(args.timeout),
+        };
+        println!("vm-test: boot {boot}: {memory} MiB, {}", names.join(", "));
+        let _ = std::io::stdout().flush();
+        let out = qemu::run(&spec)?;
+        results.extend(judge_boot(&spec, &out, &names, &ctx));
+    }
+
+    let (passed, failed, skipped) = print_results(&results);
+    println!(
+        "vm-test: total {} (logs in {})",
+        secs(t0.elapsed()),
+        run_dir.display()
+    );
+    if skipped > 0 {
+        println!("{passed} passed, {failed} failed, {skipped} skipped");
+    } else {
+        println!("{passed} passed, {failed} failed");
+    }
+    let _ = std::io::stdout().flush();
+    if failed > 0 {
+        // The counts stay the last line of the output.
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn prepare_oomtrace(args: &Args, root: &Path) -> Result<Option<PathBuf>> {
+    if args.no_oomtrace {
+        return Ok(None);
+    }
+    let bin = resolve(root, &args.oomtrace);
+    if args.build {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        println!("vm-test: cargo build --release -p oomtrace");
+        let st = Command::new(cargo)
+            .args(["build", "--release", "-p", "oomtrace"])
+            .current_dir(root)
+            .status()
+            .context("running cargo build")?;
+        ensure!(
+            st.success(),
+            "cargo build --release -p oomtrace failed ({st})"
+        );
+    }
+    ensure!(
+        bin.is_file(),
+        "{} not found: build it (cargo build --release -p oomtrace, or pass --build), or pass --no-oomtrace",
+        bin.display()
+    );
+    Ok(Some(bin))
+}
+
+/// The boot test (the VM came back, every scenario reported) and the scenarios' tests.
+fn judge_boot(
+    spec: &qemu::Boot<'_>,
+    out: &qemu::Outcome,
+    names: &[&str],
+    ctx: &checks::Ctx,
+) -> Vec<TestResult> {
+    let rep = report::parse(&out.results);
+    let mut fails = Vec::new();
+    match out.status {
+        None => fails.push(format!("killed after {} (--timeout)", secs(spec.timeout))),
+        Some(st) if !st.success() => fails.push(format!("QEMU exited with {st}")),
+        Some(_) => {}
+    }
+    if !rep.done {
+        fails.push(format!(
+            "/init did not finish (no `@@vmtest done` in {})",
+            out.results_path.display()
+        ));
+    }
+    let timing = format!(
+        "{} wall, /init at {} s and power-off at {} s of guest uptime",
+        secs(out.elapsed),
+        rep.init_uptime
+            .map_or_else(|| "?".into(), |u| format!("{u:.1}")),
+        rep.scenarios
+            .values()
+            .filter_map(|s| s.end_uptime)
+            .reduce(f64::max)
+            .map_or_else(|| "?".into(), |u| format!("{u:.1}")),
+    );
+    println!("vm-test: boot {}: {timing}", spec.name);
+    for n in names {
+        if let Some(s) = rep.scenarios.get(*n)
+            && let (Some(a), Some(b)) = (s.start_uptime, s.end_uptime)
+        {
+            println!("vm-test:   {n}: {:.1} s", b - a);
+        }
+    }
+    if !fails.is_empty() {
+        fails.push(format!("console ({}), last lines:", out.console.display()));
+        fails.extend(
+            qemu::tail(&out.console, 15)
+                .lines()
+                .map(|l| format!("  {l}")),
+        );
+    }
+    let mut results = vec![TestResult {
+        name: format!("boot {} ({} MiB)", spec.name, spec.memory_mib),
+        status: if fails.is_empty() {
+            Status::Pass
+        } else {
+            Status::Fail(fails)
+        },
+    }];
+    for n in names {
+        results.extend(checks::scenario(n, rep.scenarios.get(*n), ctx));
+    }
+    results
+}
+
+/// Builds the initramfs in `run_dir`.
+fn pack(args: &Args, root: &Path, run_dir: &Path, oomtrace: Option<&Path>) -> Result<PathBuf> {
+    let t = Instant::now();
+    let initrd = run_dir.join("initramfs.cpio.gz");
+    let raw = initramfs::build(
+        &initramfs::Spec {
+            busybox: &args.busybox,
+            scripts: &root.join("tests/vm"),
+            oomtrace,
+        },
+        &initrd,
+    )?;
+    let packed = fs::metadata(&initrd)
+        .with_context(|| format!("reading {}", initrd.display()))?
+        .len();
+    println!(
+        "vm-test: initramfs {} ({} KiB, {} KiB unpacked, oomtrace {}) ({})",
+        initrd.display(),
+        packed / 1024,
+        raw / 1024,
+        oomtrace.map_or_else(|| "left out".to_owned(), |p| p.display().to_string()),
+        secs(t.elapsed())
+    );
+
+    Ok(initrd)
+}
+
+/// PASS/FAIL/SKIP lines; returns the counts.
+fn print_results(results: &[TestResult]) -> (usize, usize, usize) {
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for r in results {
+        match &r.status {
+            Status::Pass => {
+                passed += 1;
+                println!("PASS {}", r.name);
+            }
+            Status::Skip(why) => {
+                skipped += 1;
+                println!("SKIP {} ({why})", r.name);
+            }
+            Status::Fail(why) => {
+                failed += 1;
+                println!("FAIL {}", r.name);
+                for w in why {
+                    println!("    {w}");
+                }
+            }
+        }
+    }
+    (passed, failed, skipped)
+}
