@@ -5,10 +5,15 @@
 //!
 //! The event's fields differ by kernel (pid only before 6.9; comm, RSS, uid, pgtables and
 //! oom_score_adj after). Their offsets come from the event's tracefs `format` file, read by the
-//! daemon, and a field this kernel lacks stays absent in the record.
+//! daemon, and a field this kernel lacks stays absent in the record. The event carries no task
+//! pointer; when the victim is the task running the OOM killer (it allocated the memory itself,
+//! the common case), the rest (tgid, swap, cgroup; everything on pid-only kernels) is read from
+//! `current`, and the event's own fields, when present, win.
 
 use aya_ebpf::{
-    EbpfContext, helpers::bpf_probe_read_kernel_str_bytes, macros::tracepoint,
+    EbpfContext,
+    helpers::{bpf_probe_read_kernel_str_bytes, generated::bpf_get_current_task},
+    macros::tracepoint,
     programs::TracePointContext,
 };
 use aya_log_ebpf::{debug, warn};
@@ -55,6 +60,11 @@ fn try_mark_victim(ctx: &TracePointContext) -> Result<(), i64> {
     unsafe {
         record::init_victim(r, hook::TRACEPOINT);
         (*r).context_seq = crate::context::current_seq((*r).header.boot_ns);
+        if let Some(v) = field(ctx, tp::TP_PID.load())
+            && v as u32 == (*r).trigger_pid
+        {
+            crate::task::fill_victim(r, bpf_get_current_task() as *const u8);
+        }
         let mut p = (*r).present;
         if let Some(v) = field(ctx, tp::TP_PID.load()) {
             (*r).pid = v as u32;

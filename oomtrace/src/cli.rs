@@ -55,4 +55,15 @@ pub struct RunArgs {
         env = "OOMTRACE_HOOKS"
     )]
     pub hooks: HookChoice,
+
+    /// Where the node's files are: the kubelet's /var/log/pods and the container runtimes' state
+    /// are read under this prefix to name pods and containers (a DaemonSet mounts the host's
+    /// files at /host).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/",
+        env = "OOMTRACE_HOST_ROOT"
+    )]
+    pub host_root: std::path::PathBuf,
 }

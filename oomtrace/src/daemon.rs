@@ -11,6 +11,7 @@ use tokio::{
 
 use crate::{
     cli::RunArgs,
+    enrich::Enricher,
     event::System,
     kernel::{cgroups, gfp, tracefs},
     pipeline::{self, Pipeline},
@@ -49,11 +50,13 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     let mut sinks = Sinks::default();
     sinks.push(Box::new(JsonLines::new("json:stdout", io::stdout())));
     let gfp = gfp::load(&tracefs);
+    let enricher = Enricher::new(&args.host_root);
     let mut pipeline = Pipeline::new(
         pipeline::node_name(),
         System::read(),
         gfp,
         context_hook,
+        enricher,
         sinks,
     );
 

@@ -37,6 +37,10 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom: Option<Oom>,
     pub flags: Flags,
+    /// Whose it was: `container`, `pod`, `systemd_unit`, from the victim's cgroup path and the
+    /// node's files (filled by the enrich stage; absent parts omitted).
+    #[serde(flatten)]
+    pub owner: crate::enrich::Attribution,
 }
 
 /// A cgroup as the kernel named it at the kill.
@@ -344,6 +348,7 @@ impl Event {
             trigger,
             oom: ctx.map(|c| Oom::from_context(c, sys, gfp)),
             flags,
+            owner: crate::enrich::Attribution::default(),
         }
     }
 }

@@ -3,13 +3,14 @@
 //! The data path, in module order:
 //! kernel programs (`oomtrace-ebpf`, one module per hook) → [`probes`] (load, attach, hand over
 //! the locations resolved in [`kernel`]) → ring buffer → [`decode`] (length-checked) →
-//! [`event`] → [`sink`]s. [`daemon`] runs it; [`cli`] is the command line.
+//! [`event`] → [`enrich`] (cgroup → container → pod / systemd unit) → [`sink`]s. [`daemon`] runs it; [`cli`] is the command line.
 
 pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod daemon;
 pub mod decode;
+pub mod enrich;
 pub mod event;
 pub mod kernel;
 pub mod pipeline;

@@ -1,4 +1,5 @@
-//! The userspace data path: ring bytes → decode → join with the OOM context → event → sinks.
+//! The userspace data path: ring bytes → decode → join with the OOM context → event → enrich →
+//! sinks.
 
 use std::collections::VecDeque;
 
@@ -6,6 +7,7 @@ use oomtrace_common::ContextRecord;
 
 use crate::{
     decode::{self, Record},
+    enrich::Enricher,
     event::{Event, System},
     kernel::gfp::GfpTable,
     sink::Sinks,
@@ -30,19 +32,28 @@ pub struct Pipeline {
     gfp: GfpTable,
     context_hook: bool,
     contexts: VecDeque<ContextRecord>,
+    enricher: Enricher,
     pub sinks: Sinks,
     pub stats: Stats,
 }
 
 impl Pipeline {
     /// `context_hook`: a context hook is attached (so a victim without context is notable).
-    pub fn new(node: String, sys: System, gfp: GfpTable, context_hook: bool, sinks: Sinks) -> Self {
+    pub fn new(
+        node: String,
+        sys: System,
+        gfp: GfpTable,
+        context_hook: bool,
+        enricher: Enricher,
+        sinks: Sinks,
+    ) -> Self {
         Self {
             node,
             sys,
             gfp,
             context_hook,
             contexts: VecDeque::with_capacity(CONTEXTS_KEPT),
+            enricher,
             sinks,
             stats: Stats::default(),
         }
@@ -57,7 +68,7 @@ impl Pipeline {
                 let ctx = (v.context_seq != 0)
                     .then(|| self.contexts.iter().rev().find(|c| c.seq == v.context_seq))
                     .flatten();
-                let ev = Event::from_victim(
+                let mut ev = Event::from_victim(
                     &v,
                     ctx,
                     self.context_hook,
@@ -65,6 +76,9 @@ impl Pipeline {
                     &self.gfp,
                     &self.node,
                 );
+                if let Some(cg) = &ev.victim.cgroup {
+                    ev.owner = self.enricher.attribute(&cg.path);
+                }
                 self.sinks.emit(&ev);
                 Some(ev)
             }
@@ -151,7 +165,14 @@ mod tests {
             ram_pages: 1 << 20,
             swap_pages: 0,
         };
-        let mut p = Pipeline::new("n".into(), sys, GfpTable::builtin(), true, Sinks::default());
+        let mut p = Pipeline::new(
+            "n".into(),
+            sys,
+            GfpTable::builtin(),
+            true,
+            Enricher::new("/nonexistent"),
+            Sinks::default(),
+        );
         assert!(p.handle(as_bytes(&context(1000, true))).is_none());
         let mut v = crate::decode::tests::victim(1);
         v.context_seq = 1000;
@@ -178,7 +199,14 @@ mod tests {
             ram_pages: 1 << 20,
             swap_pages: 0,
         };
-        let mut p = Pipeline::new("n".into(), sys, GfpTable::builtin(), true, Sinks::default());
+        let mut p = Pipeline::new(
+            "n".into(),
+            sys,
+            GfpTable::builtin(),
+            true,
+            Enricher::new("/nonexistent"),
+            Sinks::default(),
+        );
         let mut c = context(5, false);
         c.memcg = CgroupRef::EMPTY;
         c.constraint = 0;

@@ -37,6 +37,8 @@ pub struct MemCgroup {
     pub path: String,
     pub mode: Mode,
     children: Vec<MemCgroup>,
+    /// Ancestors this cgroup's creation made (removed after it, deepest first).
+    made_parents: Vec<PathBuf>,
 }
 
 impl MemCgroup {
@@ -44,13 +46,32 @@ impl MemCgroup {
     /// limit in bytes (None: no limit).
     pub fn create(name: &str, limit: Option<u64>) -> Self {
         let (root, mode) = memory_root();
-        let dir = root.join(name.trim_start_matches('/'));
+        let rel = name.trim_start_matches('/');
+        let dir = root.join(rel);
+        // Missing ancestors (e.g. kubepods/burstable/pod…) are made here and removed on drop.
+        let mut made_parents = Vec::new();
+        let mut at = root.clone();
+        for comp in Path::new(rel)
+            .parent()
+            .into_iter()
+            .flat_map(Path::components)
+        {
+            at = at.join(comp);
+            if !at.exists() {
+                fs::create_dir(&at).unwrap_or_else(|e| panic!("mkdir {}: {e}", at.display()));
+                if mode == Mode::V2 {
+                    let _ = fs::write(at.join("cgroup.subtree_control"), "+memory");
+                }
+                made_parents.push(at.clone());
+            }
+        }
         fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
         let cg = Self {
             dir,
-            path: format!("/{}", name.trim_start_matches('/')),
+            path: format!("/{rel}"),
             mode,
             children: Vec::new(),
+            made_parents,
         };
         if mode == Mode::V2 {
             // Children need the memory controller enabled here.
@@ -76,6 +97,16 @@ impl MemCgroup {
             Mode::V2 => "memory.max",
         };
         fs::write(self.dir.join(file), bytes.to_string()).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+
+    /// Removes this cgroup now (as drop does); for tests that delete it right after a kill.
+    pub fn remove(self) {
+        drop(self);
+    }
+
+    /// Whether the directory still exists.
+    pub fn exists(&self) -> bool {
+        self.dir.exists()
     }
 
     pub fn procs_file(&self) -> PathBuf {
@@ -136,9 +167,11 @@ impl Drop for MemCgroup {
         for c in self.children.drain(..) {
             drop(c);
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while fs::remove_dir(&self.dir).is_err() && self.dir.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        for d in std::iter::once(&self.dir).chain(self.made_parents.iter().rev()) {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while fs::remove_dir(d).is_err() && d.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 }
