@@ -103,6 +103,11 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", default_value_t = 90)]
     ready_timeout: u64,
 
+    /// Judge the logs of the previous run again (DIR/run/BOOT/results.log) without building or
+    /// booting anything: for working on the assertions.
+    #[arg(long, conflicts_with = "build")]
+    replay: bool,
+
     /// The busybox to put in the VM (must be statically linked: busybox-static).
     #[arg(long, value_name = "PATH", default_value = "/bin/busybox")]
     busybox: PathBuf,
@@ -174,28 +179,32 @@ pub fn run(args: &Args) -> Result<()> {
     scenarios.sort();
     scenarios.dedup();
 
-    let t = Instant::now();
-    let kernel = match &args.kernel {
-        Some(k) => kernel::from_image(&resolve(&root, k))?,
-        None => kernel::prepare(&dir, &args.kernel_package)?,
-    };
-    println!(
-        "vm-test: kernel {} ({})",
-        kernel.vmlinuz.display(),
-        secs(t.elapsed())
-    );
-    if !kernel.config_summary.is_empty() {
-        println!("vm-test: config: {}", kernel.config_summary.join(" "));
-    }
-
-    let oomtrace = prepare_oomtrace(args, &root)?;
     let run_dir = dir.join("run");
-    fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let initrd = pack(args, &root, &run_dir, oomtrace.as_deref())?;
+    let (vmlinuz, initrd) = if args.replay {
+        (PathBuf::new(), PathBuf::new())
+    } else {
+        let t = Instant::now();
+        let kernel = match &args.kernel {
+            Some(k) => kernel::from_image(&resolve(&root, k))?,
+            None => kernel::prepare(&dir, &args.kernel_package)?,
+        };
+        println!(
+            "vm-test: kernel {} ({})",
+            kernel.vmlinuz.display(),
+            secs(t.elapsed())
+        );
+        if !kernel.config_summary.is_empty() {
+            println!("vm-test: config: {}", kernel.config_summary.join(" "));
+        }
+        let oomtrace = prepare_oomtrace(args, &root)?;
+        fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+        let initrd = pack(args, &root, &run_dir, oomtrace.as_deref())?;
+        (kernel.vmlinuz, initrd)
+    };
 
     let mut results = Vec::new();
     let ctx = checks::Ctx {
-        with_oomtrace: oomtrace.is_some(),
+        with_oomtrace: !args.no_oomtrace,
     };
     for (boot, memory, global) in [
         ("main", args.memory, false),
@@ -212,7 +221,7 @@ pub fn run(args: &Args) -> Result<()> {
         let names: Vec<&str> = here.iter().map(|s| s.name()).collect();
         let spec = qemu::Boot {
             name: boot,
-            vmlinuz: &kernel.vmlinuz,
+            vmlinuz: &vmlinuz,
             initrd: &initrd,
             memory_mib: memory,
             cmdline: format!(
@@ -225,7 +234,11 @@ pub fn run(args: &Args) -> Result<()> {
         };
         println!("vm-test: boot {boot}: {memory} MiB, {}", names.join(", "));
         let _ = std::io::stdout().flush();
-        let out = qemu::run(&spec)?;
+        let out = if args.replay {
+            qemu::replay(&spec)?
+        } else {
+            qemu::run(&spec)?
+        };
         results.extend(judge_boot(&spec, &out, &names, &ctx));
     }
 

@@ -12,6 +12,7 @@ for i in 1 2 3; do
   wait_rss $p 18000 30 || info "rss_timeout:$p" yes
 done
 info loop_pids "${loops# }"
+for p in $loops; do info "oom_score:$p" "$(cat /proc/$p/oom_score)"; done
 spawn_in group dd if=/dev/zero of=/dev/null bs=40M count=1
 big=$!
 info trigger_pid $big

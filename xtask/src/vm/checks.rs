@@ -164,6 +164,40 @@ struct Dmesg {
     killed: Vec<Killed>,
     global: bool,
     group_note: bool,
+    /// `memory: usage 65536kB, limit 65536kB` of a memcg OOM, in kB.
+    memcg_usage_kb: Option<u64>,
+    /// The `Tasks state` table, by pid.
+    tasks: std::collections::BTreeMap<u64, TaskRow>,
+}
+
+/// A row of the `Tasks state (memory values in pages)` table of the OOM header.
+#[derive(Debug, Clone, Copy)]
+struct TaskRow {
+    rss: u64,
+    pgtables_bytes: u64,
+    swapents: u64,
+    oom_score_adj: i64,
+}
+
+/// `[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name`, after
+/// the timestamp.
+fn parse_task_row(line: &str) -> Option<(u64, TaskRow)> {
+    let rest = line.strip_prefix('[')?.split_once("] ")?.1.trim_start();
+    let (pid, cols) = rest.strip_prefix('[')?.split_once(']')?;
+    let pid = pid.trim().parse().ok()?;
+    let w: Vec<&str> = cols.split_whitespace().collect();
+    if w.len() < 8 {
+        return None;
+    }
+    Some((
+        pid,
+        TaskRow {
+            rss: w[3].parse().ok()?,
+            pgtables_bytes: w[4].parse().ok()?,
+            swapents: w[5].parse().ok()?,
+            oom_score_adj: w[6].parse().ok()?,
+        },
+    ))
 }
 
 #[derive(Debug)]
@@ -230,6 +264,10 @@ fn parse_dmesg(text: &str) -> Dmesg {
             }
         } else if line.contains("are going to be killed due to memory.oom.group set") {
             d.group_note = true;
+        } else if line.contains("] memory: usage ") && d.memcg_usage_kb.is_none() {
+            d.memcg_usage_kb = kb_field(line, "memory: usage ");
+        } else if let Some((pid, row)) = parse_task_row(line) {
+            d.tasks.entry(pid).or_insert(row);
         }
     }
     d
@@ -652,6 +690,36 @@ fn kernel_numbers(v: &Json, d: &Dmesg, c: &mut Check) {
     c.that(points.is_some_and(|p| p > 0), || {
         format!("{who}: oom.chosen_points {points:?}")
     });
+    if let Some(chosen) = d.chosen_pid {
+        if v.at("oom.chosen_pid").is_some() {
+            c.eq(
+                &format!("{who}: oom.chosen_pid (dmesg)"),
+                u64_at(v, "oom.chosen_pid"),
+                chosen,
+            );
+        }
+        // oom_badness() of the chosen task from the kernel's task table: rss + swap entries +
+        // page tables in pages + adj × totalpages / 1000.
+        if let (Some(row), Some(total)) = (
+            d.tasks.get(&chosen),
+            v.at("oom.totalpages").and_then(Json::as_i64),
+        ) {
+            let want = i64::try_from(row.rss + row.swapents + row.pgtables_bytes / PAGE)
+                .unwrap_or(i64::MAX)
+                + row.oom_score_adj * (total / 1000);
+            c.eq(
+                &format!("{who}: oom.chosen_points (dmesg task table, pid {chosen})"),
+                points,
+                want,
+            );
+        }
+    }
+    if let (Some(kb), Some(got)) = (d.memcg_usage_kb, u64_at(v, "oom.memcg_usage_bytes")) {
+        let want = kb * 1024;
+        c.that(got.abs_diff(want) * 100 <= want, || {
+            format!("{who}: oom.memcg_usage_bytes {got}, dmesg `memory: usage` {want} (±1%)")
+        });
+    }
     if let Some(t) = d.trigger_pid {
         c.eq(
             &format!("{who}: trigger.tgid (dmesg)"),
@@ -789,6 +857,16 @@ fn oomtrace_group_kill(s: &Scenario, c: &mut Check) {
     });
     for v in &victims {
         let who = format!("victim {:?}", u64_at(v, "victim.pid"));
+        // The three loops hold their memory steadily: /proc/PID/oom_score read before the OOM
+        // is what the kernel showed at the kill (one point is ~0.15% of RAM).
+        if let Some(before) =
+            u64_at(v, "victim.pid").and_then(|p| s.info_u64(&format!("oom_score:{p}")))
+        {
+            let got = u64_at(v, "victim.oom_score");
+            c.that(got.is_some_and(|g| g.abs_diff(before) <= 1), || {
+                format!("{who}: victim.oom_score {got:?}, /proc/PID/oom_score before the OOM {before} (±1)")
+            });
+        }
         c.eq(
             &format!("{who}: flags.group_kill"),
             v.at("flags.group_kill").and_then(Json::as_bool),
@@ -998,6 +1076,10 @@ mod tests {
              [    3.671459] CPU: 0 PID: 156 Comm: dd Not tainted 6.1.0-56-cloud-amd64 #1  Debian 6.1.192-2\n\
              [    3.672116] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/group,task_memcg=/group,task=dd,pid=148,uid=0\n\
              [    3.672240] Memory cgroup out of memory: Killed process 148 (dd) total-vm:20692kB, anon-rss:18360kB, file-rss:4kB, shmem-rss:1580kB, UID:0 pgtables:76kB oom_score_adj:0\n\
+             [    3.671996] memory: usage 65536kB, limit 65536kB, failcnt 82\n\
+             [    3.672070] Tasks state (memory values in pages):\n\
+             [    3.672072] [  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name\n\
+             [    3.672084] [    148]     0   148     5173     4986    77824        0             0 dd\n\
              [    3.672486] Tasks in /group are going to be killed due to memory.oom.group set\n\
              [    3.672545] Memory cgroup out of memory: Killed process 144 (dd) total-vm:20692kB, anon-rss:18360kB, file-rss:4kB, shmem-rss:1580kB, UID:0 pgtables:76kB oom_score_adj:0\n",
         );
@@ -1012,6 +1094,13 @@ mod tests {
         assert_eq!(d.killed[0].total_vm_kb, Some(20692));
         assert_eq!(d.killed[0].anon_rss_kb, Some(18360));
         assert!(d.group_note);
+        assert_eq!(d.memcg_usage_kb, Some(65536));
+        let row = d.tasks[&148];
+        assert_eq!(
+            (row.rss, row.pgtables_bytes, row.swapents, row.oom_score_adj),
+            (4986, 77824, 0, 0)
+        );
+        assert_eq!(d.tasks.len(), 1);
         assert!(!d.global);
     }
 
