@@ -976,10 +976,8 @@ fn oomtrace_global(s: &Scenario, c: &mut Check) {
     });
 }
 
-/// `oomtrace check --json` and `oomtrace check` name tp_btf and a context hook (kprobe or
-/// fentry) as usable. The JSON layout is not fixed yet: a hook counts as named when its name
-/// appears as a key or a string; when an object about it carries a boolean
-/// `available`/`usable`/`ok`/`supported`, that must be true.
+/// `oomtrace check --json` and `oomtrace check` pick tp_btf for the victim and kprobe or fentry
+/// for the context, and see BTF and cgroup v2.
 fn oomtrace_check(s: &Scenario, c: &mut Check) {
     if s.info("oomtrace") == Some("absent") {
         c.fail("oomtrace was not in the VM".into());
@@ -1004,13 +1002,14 @@ fn oomtrace_check(s: &Scenario, c: &mut Check) {
                 .collect::<String>()
         )),
         Ok(j) => {
-            c.that(hook_usable(&j, "tp_btf") == Some(true), || {
-                format!("check --json does not name tp_btf as usable: {j}")
+            c.eq("check: victim_hook", str_at(&j, "victim_hook"), "tp_btf");
+            let ctx = str_at(&j, "context_hook");
+            c.that(matches!(ctx, Some("kprobe" | "fentry")), || {
+                format!("check: context_hook {ctx:?}, want kprobe or fentry")
             });
-            c.that(
-                hook_usable(&j, "kprobe") == Some(true) || hook_usable(&j, "fentry") == Some(true),
-                || format!("check --json names neither kprobe nor fentry as usable: {j}"),
-            );
+            c.eq("check: error", j.at("error"), &Json::Null);
+            c.eq("check: btf", j.at("btf").and_then(Json::as_bool), true);
+            c.eq("check: cgroup_mode", str_at(&j, "cgroup_mode"), "v2");
         }
     }
     let text = s.section("check.text");
@@ -1022,52 +1021,9 @@ fn oomtrace_check(s: &Scenario, c: &mut Check) {
     });
 }
 
-const USABLE_KEYS: [&str; 6] = [
-    "available",
-    "usable",
-    "ok",
-    "supported",
-    "works",
-    "attached",
-];
-
-/// `Some(true)`: named and not marked unusable; `Some(false)`: marked unusable; `None`: not named.
-fn hook_usable(j: &Json, hook: &str) -> Option<bool> {
-    match j {
-        Json::Object(m) => {
-            // {"tp_btf": true} or {"tp_btf": {"available": true, ...}}
-            if let Some((_, v)) = m.iter().find(|(k, _)| k == hook) {
-                return Some(match v {
-                    Json::Bool(b) => *b,
-                    Json::Object(_) => flag(v).unwrap_or(true),
-                    _ => true,
-                });
-            }
-            // {"name": "tp_btf", "available": true}
-            if m.iter().any(|(_, v)| v.as_str() == Some(hook)) {
-                return Some(flag(j).unwrap_or(true));
-            }
-            let found: Vec<bool> = m.iter().filter_map(|(_, v)| hook_usable(v, hook)).collect();
-            found.iter().copied().reduce(|a, b| a || b)
-        }
-        Json::Array(a) => {
-            let found: Vec<bool> = a.iter().filter_map(|v| hook_usable(v, hook)).collect();
-            found.iter().copied().reduce(|a, b| a || b)
-        }
-        Json::String(s) if s == hook => Some(true),
-        _ => None,
-    }
-}
-
-fn flag(obj: &Json) -> Option<bool> {
-    USABLE_KEYS
-        .iter()
-        .find_map(|k| obj.at(k).and_then(Json::as_bool))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{Json, hook_usable, parse_dmesg};
+    use super::parse_dmesg;
 
     #[test]
     fn dmesg_of_a_group_kill() {
@@ -1102,20 +1058,5 @@ mod tests {
         );
         assert_eq!(d.tasks.len(), 1);
         assert!(!d.global);
-    }
-
-    #[test]
-    fn check_json_shapes() {
-        let a = Json::parse(
-            r#"{"hooks":[{"name":"tp_btf","available":true},{"name":"kprobe","available":false}]}"#,
-        )
-        .unwrap();
-        assert_eq!(hook_usable(&a, "tp_btf"), Some(true));
-        assert_eq!(hook_usable(&a, "kprobe"), Some(false));
-        assert_eq!(hook_usable(&a, "fentry"), None);
-        let b =
-            Json::parse(r#"{"victim":{"tp_btf":{"ok":true}},"context":{"fentry":true}}"#).unwrap();
-        assert_eq!(hook_usable(&b, "tp_btf"), Some(true));
-        assert_eq!(hook_usable(&b, "fentry"), Some(true));
     }
 }
