@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Quick start, command 2: installs what is missing and runs the whole test suite.
+# Quick start, command 2: installs what is missing and runs the whole test suite:
+#  1. unit + black-box tests on this host (real OOM kills in memory cgroups);
+#  2. the kernel matrix: Debian's 6.1 kernel under QEMU (kprobe, fentry, cgroup v2, group kill,
+#     global OOM), see tests/vm/README.md.
 # Tests that need root and BPF fail (not skip) when CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,3 +11,6 @@ scripts/setup.sh --test
 # The black-box tests run the real binaries: build them first.
 cargo build --locked -p oomtrace -p oomtrace-tests
 cargo test --locked --workspace --exclude oomtrace-ebpf
+# The VM runs the release binary.
+cargo build --locked --release -p oomtrace
+cargo xtask vm-test

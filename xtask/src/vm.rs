@@ -7,7 +7,6 @@
 
 mod checks;
 mod initramfs;
-mod json;
 mod kernel;
 mod qemu;
 mod report;

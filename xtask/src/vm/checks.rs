@@ -6,7 +6,20 @@
 
 use std::{collections::BTreeSet, fmt::Debug};
 
-use super::{json::Json, report::Scenario};
+use serde_json::Value as Json;
+
+use super::report::Scenario;
+
+/// `v.at("oom.memcg.path")`: a dotted path into a JSON value.
+trait At {
+    fn at(&self, path: &str) -> Option<&Json>;
+}
+
+impl At for Json {
+    fn at(&self, path: &str) -> Option<&Json> {
+        self.pointer(&format!("/{}", path.replace('.', "/")))
+    }
+}
 
 /// 64 MiB, the `memory.max` of the memcg scenarios.
 pub const MEMCG_LIMIT: u64 = 64 << 20;
@@ -567,7 +580,7 @@ fn oomtrace_run(s: &Scenario, hooks: &[&str], c: &mut Check) -> Vec<Json> {
         if l.trim().is_empty() {
             continue;
         }
-        match Json::parse(l) {
+        match serde_json::from_str::<Json>(l) {
             Ok(v) if v.at("victim").is_some() => victims.push(v),
             Ok(_) => {}
             Err(e) => c.fail(format!("stdout line {}: not JSON ({e}): {l}", i + 1)),
@@ -989,7 +1002,7 @@ fn oomtrace_check(s: &Scenario, c: &mut Check) {
         0,
     );
     c.eq("oomtrace check exit status", s.info_i64("check_text_rc"), 0);
-    match Json::parse(s.section("check.json").trim()) {
+    match serde_json::from_str::<Json>(s.section("check.json").trim()) {
         Err(e) => c.fail(format!(
             "check --json is not JSON ({e}): {:?}; stderr: {:?}",
             s.section("check.json")
