@@ -115,6 +115,10 @@ pub struct Oom {
     /// Absent for a global OOM and when the memcg has no limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memcg_limit_bytes: Option<u64>,
+    /// Whose limit it was: `container`, `pod`, `systemd_unit` of the domain memcg (a pod-level
+    /// limit names the pod but no container).
+    #[serde(flatten)]
+    pub owner: crate::enrich::Attribution,
 }
 
 /// How this victim came to be reported.
@@ -289,6 +293,7 @@ impl Oom {
                 && !global
                 && c.memcg_limit_pages < unlimited)
                 .then(|| c.memcg_limit_pages * sys.page_size),
+            owner: crate::enrich::Attribution::default(),
         }
     }
 }

@@ -79,6 +79,11 @@ impl Pipeline {
                 if let Some(cg) = &ev.victim.cgroup {
                     ev.owner = self.enricher.attribute(&cg.path);
                 }
+                if let Some(oom) = &mut ev.oom
+                    && let Some(Some(domain)) = &oom.memcg
+                {
+                    oom.owner = self.enricher.attribute(&domain.path);
+                }
                 self.sinks.emit(&ev);
                 Some(ev)
             }
@@ -185,11 +190,47 @@ mod tests {
         assert_eq!(j["oom"]["memcg"]["path"], "/x");
         assert_eq!(j["oom"]["memcg_limit_bytes"], 64 << 20);
         assert_eq!(j["oom"]["gfp_flags"][0], "GFP_KERNEL");
+        assert!(j["oom"].get("pod").is_none(), "/x is nobody's");
         // A victim whose context was never seen is still reported.
         v.context_seq = 999;
         let ev = p.handle(as_bytes(&v)).expect("event");
         assert!(ev.oom.is_none());
         assert!(ev.flags.context_missing);
+    }
+
+    #[test]
+    fn a_pod_level_limit_names_the_pod() {
+        let sys = System {
+            page_size: 4096,
+            ram_pages: 1 << 20,
+            swap_pages: 0,
+        };
+        let mut p = Pipeline::new(
+            "n".into(),
+            sys,
+            GfpTable::builtin(),
+            true,
+            Enricher::new("/nonexistent"),
+            Sinks::default(),
+        );
+        let mut c = context(7, false);
+        let uid = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+        // Leaf first, as the kernel side writes them: pod<uid>, burstable, kubepods.
+        let names = format!("pod{uid}\0burstable\0kubepods\0");
+        c.memcg.names[..names.len()].copy_from_slice(names.as_bytes());
+        c.memcg.len = u16::try_from(names.len()).unwrap();
+        c.memcg.depth = 3;
+        p.handle(as_bytes(&c));
+        let mut v = crate::decode::tests::victim(1);
+        v.context_seq = 7;
+        let j = serde_json::to_value(p.handle(as_bytes(&v)).unwrap()).unwrap();
+        assert_eq!(
+            j["oom"]["memcg"]["path"],
+            format!("/kubepods/burstable/pod{uid}")
+        );
+        assert_eq!(j["oom"]["pod"]["uid"], uid);
+        assert_eq!(j["oom"]["pod"]["qos"], "burstable");
+        assert!(j["oom"].get("container").is_none());
     }
 
     #[test]
