@@ -2,7 +2,12 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::probes::{DEFAULT_RING_SIZE, HookChoice};
+use std::path::PathBuf;
+
+use crate::{
+    config::{DEFAULT_METRICS_ADDR, OutputSpec},
+    probes::HookChoice,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,8 +28,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the tracer: attach to the kernel and write one JSON line per OOM victim to stdout.
+    /// Run the tracer: attach to the kernel and write every OOM victim to the sinks (default one
+    /// JSON line per victim on stdout), optionally serving Prometheus metrics.
     Run(RunArgs),
+    /// Watch OOM kills ad hoc: one text line per matching victim on stdout (`--json` for JSON
+    /// lines), until `--count` kills, `--duration`, or Ctrl-C.
+    Trace(TraceArgs),
     /// Report what this kernel offers (BTF, tracefs, cgroup mode, capabilities) and which hook
     /// `run` would use for each role, with the reason each better one cannot be used. Exit 0 when
     /// a victim hook attaches.
@@ -38,23 +47,23 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+/// Settings `run` and `trace` share (also from `--config`; flags and environment win).
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct AttachArgs {
+    /// TOML configuration file (see deploy/config.example.toml). Flags and OOMTRACE_* variables
+    /// win over it. An unknown key or a bad value: one line naming it, exit code 2.
+    #[arg(long, value_name = "FILE", env = "OOMTRACE_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Size of the BPF ring buffer in bytes (a power of two, at least 4096). Each victim record
-    /// takes about 900 bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_RING_SIZE, env = "OOMTRACE_RING_SIZE")]
-    pub ring_size: u32,
+    /// takes about 900 bytes. Default 262144.
+    #[arg(long, value_name = "BYTES", env = "OOMTRACE_RING_SIZE")]
+    pub ring_size: Option<u32>,
 
     /// Force hooks instead of picking the best available: `victim=tp_btf|raw_tracepoint|tracepoint`,
     /// `context=fentry|kprobe|none`, comma-separated; `auto` (default) for either.
-    #[arg(
-        long,
-        value_name = "ROLE=HOOK,...",
-        default_value = "",
-        hide_default_value = true,
-        env = "OOMTRACE_HOOKS"
-    )]
-    pub hooks: HookChoice,
+    #[arg(long, value_name = "ROLE=HOOK,...", env = "OOMTRACE_HOOKS")]
+    pub hooks: Option<HookChoice>,
 
     /// Where the node's files are: the kubelet's /var/log/pods and the container runtimes' state
     /// are read under this prefix to name pods and containers (a DaemonSet mounts the host's
@@ -65,5 +74,84 @@ pub struct RunArgs {
         default_value = "/",
         env = "OOMTRACE_HOST_ROOT"
     )]
-    pub host_root: std::path::PathBuf,
+    pub host_root: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub attach: AttachArgs,
+
+    /// Where events go, repeatable (several sinks at once): FORMAT:TARGET with FORMAT `json`
+    /// (one object per line, docs/events.md) or `text` (one line per victim for people) and
+    /// TARGET `stdout`, `stderr` or a file path (appended to, created if missing). Default
+    /// `json:stdout`.
+    #[arg(
+        long = "output",
+        short = 'o',
+        value_name = "FORMAT:TARGET",
+        env = "OOMTRACE_OUTPUT",
+        value_delimiter = ','
+    )]
+    pub outputs: Vec<OutputSpec>,
+
+    /// Serve Prometheus/OpenMetrics metrics on /metrics (and /healthz) at this address. Off
+    /// unless given; without a value: 127.0.0.1:9464.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_METRICS_ADDR,
+        env = "OOMTRACE_METRICS_ADDR"
+    )]
+    pub metrics_addr: Option<String>,
+
+    /// Distinct label sets of oomtrace_oom_kills_total kept; kills of further new workloads
+    /// are counted under pod="_other". Default 1000.
+    #[arg(long, value_name = "N", env = "OOMTRACE_METRICS_MAX_SERIES")]
+    pub metrics_max_series: Option<usize>,
+}
+
+/// `oomtrace trace`: which kills to show and when to stop.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub attach: AttachArgs,
+
+    /// Print JSON lines (docs/events.md) instead of text lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only kills in this pod (its name; with `--namespace` to tell namespaces apart).
+    #[arg(long, value_name = "NAME")]
+    pub pod: Option<String>,
+
+    /// Only kills in pods of this namespace.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Only kills in this container (its name in the pod spec, or a prefix of its id).
+    #[arg(long, value_name = "NAME|ID")]
+    pub container: Option<String>,
+
+    /// Only kills whose victim's memory cgroup path starts with this (e.g. `/kubepods/burstable`).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+
+    /// Only victims with this command name (as the kernel keeps it: 15 bytes at most).
+    #[arg(long, value_name = "COMM")]
+    pub comm: Option<String>,
+
+    /// Only this victim pid.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Exit (code 0) after N matching kills.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Exit after this long (`30s`, `5m`, `1h`): code 0, or 1 when `--count` was given and not
+    /// reached.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub duration: Option<std::time::Duration>,
 }

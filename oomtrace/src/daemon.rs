@@ -1,36 +1,100 @@
-//! `oomtrace run`: load, attach, then move records from the ring to the sinks until SIGINT or
-//! SIGTERM, and drain what is left before exiting.
+//! `oomtrace run` and `oomtrace trace`: check the settings, load and attach, then move records
+//! from the ring to the sinks until SIGINT or SIGTERM (or, for `trace`, until enough kills or
+//! time), and drain what is left before exiting.
+//!
+//! Everything that can be wrong with the settings (file, outputs, metrics address) is checked
+//! before anything is attached, as a [`ConfigError`] (exit code 2).
 
-use std::{io, path::Path};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use aya::{
+    Ebpf,
+    maps::{MapData, PerCpuArray, RingBuf},
+};
+use aya_log::EbpfLogger;
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cli::RunArgs,
+    cli::{AttachArgs, RunArgs, TraceArgs},
+    config::{ConfigError, Format, OutputSpec, Overrides, Settings, Target},
     enrich::Enricher,
-    event::System,
+    event::{Event, System},
     kernel::{cgroups, gfp, tracefs},
     pipeline::{self, Pipeline},
-    probes,
-    sink::{Sinks, json::JsonLines},
+    probes::{self, Attempt},
+    sink::{self, Sinks, metrics},
 };
 
-pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<()> {
-    // Signal handlers first, so a SIGTERM during start-up is not the default "die now".
+/// Whether the loop goes on after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Why the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The event callback asked to stop.
+    Done,
+    /// SIGINT, SIGTERM or the deadline (the token was cancelled).
+    Cancelled,
+}
+
+/// The programs, attached, and the ring to read.
+struct Attached {
+    /// Owns the programs and their links: dropping it detaches.
+    _ebpf: Ebpf,
+    ring: AsyncFd<RingBuf<MapData>>,
+    logs: AsyncFd<EbpfLogger<&'static dyn log::Log>>,
+    pipeline: Pipeline,
+    attempts: Vec<Attempt>,
+    summary: String,
+    counters: Option<PerCpuArray<MapData, u64>>,
+}
+
+/// Cancels `stop` on SIGINT or SIGTERM. Installed first, so a signal during start-up is not the
+/// default "die now".
+fn on_signals(stop: &CancellationToken) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigint.recv() => log::info!("SIGINT: draining and exiting"),
+            _ = sigterm.recv() => log::info!("SIGTERM: draining and exiting"),
+        }
+        stop.cancel();
+    });
+    Ok(())
+}
 
+/// The BPF per-CPU counters (`COUNTERS`), for the loss metric.
+fn take_counters(ebpf: &mut Ebpf) -> Option<PerCpuArray<MapData, u64>> {
+    let map = ebpf.take_map("COUNTERS")?;
+    PerCpuArray::try_from(map)
+        .inspect_err(|e| log::warn!("map COUNTERS: {e}"))
+        .ok()
+}
+
+fn attach(
+    a: &AttachArgs,
+    settings: &Settings,
+    sinks: Sinks,
+    log_level: log::LevelFilter,
+) -> anyhow::Result<Attached> {
     let tracefs = tracefs::ensure_mounted()?;
     let mode = cgroups::detect(Path::new("/"));
     let mut loaded = probes::load(&probes::LoadOptions {
         tracefs: &tracefs,
-        ring_size: args.ring_size,
+        ring_size: settings.ring_size,
         log_level,
-        hooks: args.hooks,
+        hooks: settings.hooks,
         cgroup_mode: mode,
     })?;
     for a in loaded.attempts.iter().filter(|a| a.error.is_some()) {
@@ -40,61 +104,297 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     let summary = loaded.summary();
     let context_hook = loaded.context.is_some();
     let ring = probes::take_ring(&mut loaded.ebpf)?;
+    let counters = take_counters(&mut loaded.ebpf);
     // SAFETY: the ring and the logger own their map fds for as long as they live, and always
     // return the same fd.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+    let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("registering the ring buffer: {e}"))?;
-    let mut logs = unsafe { AsyncFd::register_with_interest(loaded.logger, Interest::READABLE) }
+    let logs = unsafe { AsyncFd::register_with_interest(loaded.logger, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("registering the log ring: {e}"))?;
-
-    let mut sinks = Sinks::default();
-    sinks.push(Box::new(JsonLines::new("json:stdout", io::stdout())));
-    let gfp = gfp::load(&tracefs);
-    let enricher = Enricher::new(&args.host_root);
-    let mut pipeline = Pipeline::new(
+    let pipeline = Pipeline::new(
         pipeline::node_name(),
         System::read(),
-        gfp,
+        gfp::load(&tracefs),
         context_hook,
-        enricher,
+        Enricher::new(&a.host_root),
         sinks,
-    );
+    )
+    .with_memory_mount(cgroups::memory_mount(Path::new("/"), mode));
+    Ok(Attached {
+        _ebpf: loaded.ebpf,
+        ring,
+        logs,
+        pipeline,
+        attempts: loaded.attempts,
+        summary,
+        counters,
+    })
+}
 
-    // Tests and benchmarks wait for this line.
-    eprintln!("ready: attached {summary}");
-
-    loop {
+/// The loop both commands share: every ring record through the pipeline (which writes its
+/// sinks), then `on_event`, until `on_event` says stop or `stop` is cancelled; then what the
+/// kernel already wrote is drained.
+async fn pump(
+    t: &mut Attached,
+    stop: &CancellationToken,
+    on_event: &mut dyn FnMut(&Event) -> Flow,
+) -> anyhow::Result<Ended> {
+    let ended = 'outer: loop {
         tokio::select! {
-            guard = ring.readable_mut() => {
+            guard = t.ring.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
                 let r = guard.get_inner_mut();
                 while let Some(item) = r.next() {
-                    pipeline.handle(&item);
+                    if let Some(ev) = t.pipeline.handle(&item)
+                        && on_event(&ev) == Flow::Stop
+                    {
+                        break 'outer Ended::Done;
+                    }
                 }
                 guard.clear_ready();
             }
-            guard = logs.readable_mut() => {
+            guard = t.logs.readable_mut() => {
                 let mut guard = guard.context("waiting on the log ring")?;
                 guard.get_inner_mut().flush();
                 guard.clear_ready();
             }
-            _ = sigint.recv() => { log::info!("SIGINT: draining and exiting"); break; }
-            _ = sigterm.recv() => { log::info!("SIGTERM: draining and exiting"); break; }
+            () = stop.cancelled() => break Ended::Cancelled,
+        }
+    };
+    if ended == Ended::Cancelled {
+        // Whatever the kernel wrote before we stopped still goes out.
+        let r = t.ring.get_mut();
+        while let Some(item) = r.next() {
+            if let Some(ev) = t.pipeline.handle(&item)
+                && on_event(&ev) == Flow::Stop
+            {
+                break;
+            }
         }
     }
-    // Whatever the kernel wrote before we stopped still goes out.
-    let r = ring.get_mut();
-    while let Some(item) = r.next() {
-        pipeline.handle(&item);
-    }
-    logs.get_mut().flush();
-    let s = pipeline.stats;
+    t.logs.get_mut().flush();
+    let s = t.pipeline.stats;
     log::info!(
         "stopped: {} records, {} victims, {} undecodable, {} sink errors",
         s.records,
         s.victims,
         s.decode_errors,
-        pipeline.sinks.errors
+        t.pipeline.sinks.errors
     );
-    Ok(())
+    Ok(ended)
+}
+
+fn overrides(a: &AttachArgs) -> Overrides {
+    Overrides {
+        ring_size: a.ring_size,
+        hooks: a.hooks,
+        ..Overrides::default()
+    }
+}
+
+/// Opens every output: a file that cannot be opened is a [`ConfigError`].
+fn open_sinks(outputs: &[OutputSpec]) -> Result<Sinks, ConfigError> {
+    let mut sinks = Sinks::default();
+    for o in outputs {
+        sinks.push(sink::open(o)?);
+    }
+    Ok(sinks)
+}
+
+fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ConfigError> {
+    let l = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| ConfigError::Bind { addr, source })?;
+    tokio::net::TcpListener::from_std(l).map_err(|source| ConfigError::Bind { addr, source })
+}
+
+/// `oomtrace run`.
+pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    on_signals(&stop)?;
+    let settings = Settings::load(
+        args.attach.config.as_deref(),
+        Overrides {
+            outputs: args.outputs.clone(),
+            metrics_addr: args.metrics_addr.clone(),
+            max_series: args.metrics_max_series,
+            ..overrides(&args.attach)
+        },
+    )?;
+    let sinks = open_sinks(&settings.outputs)?;
+    let listener = settings.metrics.map(|m| bind(m.addr)).transpose()?;
+
+    let mut t = attach(&args.attach, &settings, sinks, log_level)?;
+    let mut server = None;
+    if let (Some(m), Some(listener)) = (settings.metrics, listener) {
+        let (registry, msink) = metrics::build(m.max_series, &t.attempts, t.counters.take());
+        t.pipeline.sinks.push(Box::new(msink));
+        log::info!("metrics on http://{}/metrics", m.addr);
+        server = Some(tokio::spawn(crate::http::serve(
+            listener,
+            Arc::new(registry),
+            stop.clone(),
+        )));
+    }
+    let outputs: Vec<String> = settings.outputs.iter().map(ToString::to_string).collect();
+    log::info!("outputs: {}", outputs.join(", "));
+    // Tests and benchmarks wait for this line.
+    eprintln!("ready: attached {}", t.summary);
+
+    let r = pump(&mut t, &stop, &mut |_| Flow::Continue).await;
+    stop.cancel();
+    if let Some(s) = server {
+        let _ = s.await;
+    }
+    r.map(|_| ())
+}
+
+/// What `trace` shows.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub pod: Option<String>,
+    pub namespace: Option<String>,
+    pub container: Option<String>,
+    pub cgroup: Option<String>,
+    pub comm: Option<String>,
+    pub pid: Option<u32>,
+}
+
+impl Filter {
+    /// True when the event passes every filter given. The pod, namespace and container filters
+    /// only match events attributed to one.
+    pub fn matches(&self, ev: &Event) -> bool {
+        let pod = ev.owner.pod.as_ref();
+        let container = ev.owner.container.as_ref();
+        self.pid.is_none_or(|p| ev.victim.pid == p)
+            && self
+                .comm
+                .as_ref()
+                .is_none_or(|c| ev.victim.comm.as_ref() == Some(c))
+            && self.cgroup.as_ref().is_none_or(|prefix| {
+                ev.victim
+                    .cgroup
+                    .as_ref()
+                    .is_some_and(|g| g.path.starts_with(prefix.as_str()))
+            })
+            && self
+                .pod
+                .as_ref()
+                .is_none_or(|n| pod.is_some_and(|p| p.name.as_ref() == Some(n) || p.uid == *n))
+            && self
+                .namespace
+                .as_ref()
+                .is_none_or(|n| pod.is_some_and(|p| p.namespace.as_ref() == Some(n)))
+            && self.container.as_ref().is_none_or(|n| {
+                container
+                    .is_some_and(|c| c.name.as_ref() == Some(n) || c.id.starts_with(n.as_str()))
+            })
+    }
+}
+
+/// `oomtrace trace`: Ok(true) when it saw what it waited for (`--count` kills; without
+/// `--count`, always).
+pub async fn trace(args: &TraceArgs, log_level: log::LevelFilter) -> anyhow::Result<bool> {
+    let stop = CancellationToken::new();
+    on_signals(&stop)?;
+    let settings = Settings::load(args.attach.config.as_deref(), overrides(&args.attach))?;
+    let format = if args.json {
+        Format::Json
+    } else {
+        Format::Text
+    };
+    let mut out = open_sinks(&[OutputSpec {
+        format,
+        target: Target::Stdout,
+    }])?;
+    let filter = Filter {
+        pod: args.pod.clone(),
+        namespace: args.namespace.clone(),
+        container: args.container.clone(),
+        cgroup: args.cgroup.clone(),
+        comm: args.comm.clone(),
+        pid: args.pid,
+    };
+    // The pipeline's own sinks stay empty: only matching events are written.
+    let mut t = attach(&args.attach, &settings, Sinks::default(), log_level)?;
+    if let Some(d) = args.duration {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            log::info!("--duration {d:?} elapsed");
+            stop.cancel();
+        });
+    }
+    eprintln!("ready: attached {}", t.summary);
+    let mut seen = 0u64;
+    let ended = pump(&mut t, &stop, &mut |ev| {
+        if !filter.matches(ev) {
+            return Flow::Continue;
+        }
+        out.emit(ev);
+        seen += 1;
+        if args.count.is_some_and(|n| seen >= n) {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    })
+    .await?;
+    stop.cancel();
+    // Give the spawned tasks a turn to finish.
+    tokio::time::sleep(Duration::ZERO).await;
+    Ok(args.count.is_none() || ended == Ended::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters() {
+        let mut ev = crate::testutil::event(42);
+        ev.victim.cgroup = Some(crate::event::Cgroup {
+            id: 1,
+            path: "/kubepods/burstable/pod1/abc".into(),
+            truncated: false,
+        });
+        let all = Filter::default();
+        assert!(all.matches(&ev));
+        let f = |f: Filter| f.matches(&ev);
+        assert!(f(Filter {
+            comm: Some("hog1".into()),
+            pid: Some(42),
+            cgroup: Some("/kubepods/burstable".into()),
+            ..Filter::default()
+        }));
+        assert!(!f(Filter {
+            comm: Some("hog".into()),
+            ..Filter::default()
+        }));
+        assert!(!f(Filter {
+            cgroup: Some("/system.slice".into()),
+            ..Filter::default()
+        }));
+        assert!(
+            !f(Filter {
+                pod: Some("cart".into()),
+                ..Filter::default()
+            }),
+            "no pod attributed: a pod filter does not match"
+        );
+        ev.owner.pod = Some(crate::enrich::Pod {
+            uid: "u1".into(),
+            qos: None,
+            name: Some("cart".into()),
+            namespace: Some("shop".into()),
+        });
+        assert!(
+            Filter {
+                pod: Some("cart".into()),
+                namespace: Some("shop".into()),
+                ..Filter::default()
+            }
+            .matches(&ev)
+        );
+    }
 }

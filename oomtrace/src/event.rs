@@ -41,6 +41,22 @@ pub struct Event {
     /// node's files (filled by the enrich stage; absent parts omitted).
     #[serde(flatten)]
     pub owner: crate::enrich::Attribution,
+    /// The memory limit that was hit, and where oomtrace read it. Absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Limit>,
+}
+
+/// The memory limit of a kill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limit {
+    pub bytes: u64,
+    /// `oom_control`: the OOM domain memcg's limit, read in the kernel by the context hook.
+    /// `cgroupfs`: read by oomtrace when the event arrived from the cgroup filesystem
+    /// (v1 `memory.limit_in_bytes`, v2 `memory.max`) of the victim's cgroup, or of its nearest
+    /// ancestor with a limit; without a context hook this is the best guess of the domain.
+    pub source: &'static str,
+    /// The cgroup whose limit it is (path from the memory hierarchy's root).
+    pub cgroup: String,
 }
 
 /// A cgroup as the kernel named it at the kill.
@@ -354,7 +370,23 @@ impl Event {
             oom: ctx.map(|c| Oom::from_context(c, sys, gfp)),
             flags,
             owner: crate::enrich::Attribution::default(),
+            limit: None,
         }
+        .with_context_limit()
+    }
+
+    /// `limit` from the OOM context, when the context hook read one.
+    fn with_context_limit(mut self) -> Self {
+        if let Some(oom) = &self.oom
+            && let (Some(bytes), Some(Some(memcg))) = (oom.memcg_limit_bytes, &oom.memcg)
+        {
+            self.limit = Some(Limit {
+                bytes,
+                source: "oom_control",
+                cgroup: memcg.path.clone(),
+            });
+        }
+        self
     }
 }
 

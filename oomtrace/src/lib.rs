@@ -8,10 +8,12 @@
 pub mod check;
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod daemon;
 pub mod decode;
 pub mod enrich;
 pub mod event;
+pub mod http;
 pub mod kernel;
 pub mod pipeline;
 pub mod probes;

@@ -17,12 +17,18 @@ fn main() -> std::process::ExitCode {
     let res = rt.block_on(async {
         match &cli.command {
             Command::Run(args) => oomtrace::daemon::run(args, level).await.map(|()| true),
+            Command::Trace(args) => oomtrace::daemon::trace(args, level).await,
             Command::Check(args) => oomtrace::check::run(args),
         }
     });
     match res {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
+        // Bad settings: one line, exit 2 (as clap does for bad flags), nothing attached.
+        Err(e) if e.downcast_ref::<oomtrace::config::ConfigError>().is_some() => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

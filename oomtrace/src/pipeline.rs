@@ -33,6 +33,8 @@ pub struct Pipeline {
     context_hook: bool,
     contexts: VecDeque<ContextRecord>,
     enricher: Enricher,
+    /// Memory cgroup mount to read limits from when the context hook gave none.
+    memory_mount: Option<std::path::PathBuf>,
     pub sinks: Sinks,
     pub stats: Stats,
 }
@@ -54,9 +56,18 @@ impl Pipeline {
             context_hook,
             contexts: VecDeque::with_capacity(CONTEXTS_KEPT),
             enricher,
+            memory_mount: None,
             sinks,
             stats: Stats::default(),
         }
+    }
+
+    /// Reads the limit of a victim's cgroup from the cgroup filesystem mounted at `mount` when
+    /// no context hook read the OOM domain's (`limit.source = "cgroupfs"`).
+    #[must_use]
+    pub fn with_memory_mount(mut self, mount: Option<std::path::PathBuf>) -> Self {
+        self.memory_mount = mount;
+        self
     }
 
     /// Handles one ring record; returns the event it produced, if any.
@@ -83,6 +94,17 @@ impl Pipeline {
                     && let Some(Some(domain)) = &oom.memcg
                 {
                     oom.owner = self.enricher.attribute(&domain.path);
+                }
+                if ev.limit.is_none()
+                    && let (Some(mount), Some(cg)) = (&self.memory_mount, &ev.victim.cgroup)
+                    && let Some((bytes, cgroup)) =
+                        crate::kernel::cgroups::memory_limit(mount, &cg.path)
+                {
+                    ev.limit = Some(crate::event::Limit {
+                        bytes,
+                        source: "cgroupfs",
+                        cgroup,
+                    });
                 }
                 self.sinks.emit(&ev);
                 Some(ev)

@@ -21,3 +21,21 @@ pub fn tracefs_or_skip() -> Option<PathBuf> {
     let r = crate::kernel::tracefs::ensure_mounted();
     require(&format!("tracefs ({:?})", r.as_ref().err()), r.is_ok()).then(|| r.expect("checked"))
 }
+
+/// An event of a victim record with `pid` (comm `hog1`), no context.
+pub fn event(pid: u32) -> crate::event::Event {
+    let r = crate::decode::tests::victim(pid);
+    let sys = crate::event::System {
+        page_size: 4096,
+        ram_pages: 1 << 20,
+        swap_pages: 0,
+    };
+    crate::event::Event::from_victim(
+        &r,
+        None,
+        false,
+        &sys,
+        &crate::kernel::gfp::GfpTable::builtin(),
+        "n",
+    )
+}

@@ -58,8 +58,67 @@ pub fn detect(root: &Path) -> CgroupMode {
     CgroupMode::None
 }
 
+/// Where the memory controller's files are: `<root>/sys/fs/cgroup` (v2) or
+/// `<root>/sys/fs/cgroup/memory` (v1, hybrid).
+pub fn memory_mount(root: &Path, mode: CgroupMode) -> Option<std::path::PathBuf> {
+    let base = root.join("sys/fs/cgroup");
+    match mode {
+        CgroupMode::V2 => Some(base),
+        CgroupMode::V1 | CgroupMode::Hybrid => Some(base.join("memory")),
+        CgroupMode::None => None,
+    }
+}
+
+/// Limits at or above this are "no limit" (v1 writes PAGE_COUNTER_MAX × PAGE_SIZE, about 2^63).
+const UNLIMITED: u64 = 1 << 62;
+
+/// The memory limit of cgroup `path` (from the hierarchy root) or of its nearest ancestor that
+/// has one, read from the cgroup filesystem mounted at `mount`: `(bytes, cgroup path)`. None when
+/// the cgroup no longer exists or nothing up to the root is limited.
+pub fn memory_limit(mount: &Path, path: &str) -> Option<(u64, String)> {
+    let mut rel = path.trim_start_matches('/').to_string();
+    if !mount.join(&rel).is_dir() {
+        return None;
+    }
+    loop {
+        let dir = mount.join(&rel);
+        let v2 = std::fs::read_to_string(dir.join("memory.max"));
+        let text = v2.or_else(|_| std::fs::read_to_string(dir.join("memory.limit_in_bytes")));
+        if let Ok(t) = text
+            && let Ok(bytes) = t.trim().parse::<u64>()
+            && bytes < UNLIMITED
+        {
+            return Some((bytes, format!("/{rel}")));
+        }
+        if rel.is_empty() {
+            return None;
+        }
+        rel = rel
+            .rsplit_once('/')
+            .map_or(String::new(), |(p, _)| p.to_string());
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn limit_walks_up_to_the_nearest_limited_ancestor() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path();
+        std::fs::create_dir_all(m.join("a/b/c")).unwrap();
+        std::fs::write(m.join("memory.max"), "max\n").unwrap();
+        std::fs::write(m.join("a/memory.max"), "67108864\n").unwrap();
+        std::fs::write(m.join("a/b/memory.max"), "max\n").unwrap();
+        assert_eq!(memory_limit(m, "/a/b/c"), Some((64 << 20, "/a".into())));
+        assert_eq!(memory_limit(m, "/a"), Some((64 << 20, "/a".into())));
+        assert_eq!(memory_limit(m, "/"), None, "root unlimited");
+        assert_eq!(memory_limit(m, "/gone"), None, "deleted cgroup: no guess");
+        // v1 spelling of "no limit".
+        std::fs::create_dir_all(m.join("v1")).unwrap();
+        std::fs::write(m.join("v1/memory.limit_in_bytes"), "9223372036854771712\n").unwrap();
+        assert_eq!(memory_limit(m, "/v1"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -2,8 +2,72 @@
 //! others (and tracing) go on.
 
 pub mod json;
+pub mod metrics;
+pub mod text;
 
-use crate::event::Event;
+use std::io::IsTerminal as _;
+
+use crate::{
+    config::{ConfigError, Format, OutputSpec, Target},
+    event::Event,
+};
+
+/// The pod as people name it: `namespace/name`, else the name, else the UID.
+pub fn pod_label(ev: &Event) -> Option<String> {
+    let p = ev.owner.pod.as_ref()?;
+    Some(match (&p.namespace, &p.name) {
+        (Some(ns), Some(n)) => format!("{ns}/{n}"),
+        (None, Some(n)) => n.clone(),
+        _ => p.uid.clone(),
+    })
+}
+
+/// The container's name, else the first 12 digits of its id.
+pub fn container_label(ev: &Event) -> Option<String> {
+    let c = ev.owner.container.as_ref()?;
+    Some(
+        c.name
+            .clone()
+            .unwrap_or_else(|| c.id.chars().take(12).collect()),
+    )
+}
+
+/// True when colour may be used on this stream: a terminal, and `$NO_COLOR` unset.
+pub fn color_for(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Opens one sink: files are created if missing and appended to.
+pub fn open(spec: &OutputSpec) -> Result<Box<dyn Sink>, ConfigError> {
+    let name = spec.to_string();
+    Ok(match (&spec.target, spec.format) {
+        (Target::Stdout, Format::Json) => Box::new(json::JsonLines::new(name, std::io::stdout())),
+        (Target::Stderr, Format::Json) => Box::new(json::JsonLines::new(name, std::io::stderr())),
+        (Target::Stdout, Format::Text) => {
+            let c = color_for(std::io::stdout().is_terminal());
+            Box::new(text::TextLines::new(name, std::io::stdout(), c))
+        }
+        (Target::Stderr, Format::Text) => {
+            let c = color_for(std::io::stderr().is_terminal());
+            Box::new(text::TextLines::new(name, std::io::stderr(), c))
+        }
+        (Target::File(p), format) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|source| ConfigError::Output {
+                    spec: name.clone(),
+                    path: p.clone(),
+                    source,
+                })?;
+            match format {
+                Format::Json => Box::new(json::JsonLines::new(name, f)),
+                Format::Text => Box::new(text::TextLines::new(name, f, false)),
+            }
+        }
+    })
+}
 
 /// A destination for events.
 pub trait Sink: Send {

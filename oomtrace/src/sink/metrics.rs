@@ -1,0 +1,365 @@
+//! Prometheus metrics (`prometheus-client`, OpenMetrics text): a sink that counts kills, and
+//! what is read at scrape time (BPF loss counter, /proc/vmstat). Served by [`crate::http`].
+//!
+//! Cardinality: `oomtrace_oom_kills_total` keeps at most `max_series` distinct label sets (default
+//! 1000, `metrics.max_series`); a kill with a new label set beyond that is counted under
+//! `pod="_other"` (other labels empty but `constraint`) and in `oomtrace_series_folded_total`.
+//! The `cgroup` label is only set when there is neither a pod nor a systemd unit.
+
+use std::{collections::HashSet, fmt::Write as _, path::PathBuf, sync::atomic::AtomicU64};
+
+use aya::maps::{MapData, MapError, PerCpuArray};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::Gauge,
+    },
+    registry::Registry,
+};
+
+use super::Sink;
+use crate::{event::Event, probes::Attempt};
+
+/// `pod` label of the kills folded once `max_series` label sets exist.
+pub const OTHER: &str = "_other";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KillLabels {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// `memcg`, `none` (global), `cpuset`, `mempolicy`; `unknown` without a context hook.
+    pub constraint: String,
+    /// The victim's memory cgroup path, only when there is no pod and no systemd unit.
+    pub cgroup: String,
+    /// Only when there is no pod.
+    pub systemd_unit: String,
+}
+
+impl KillLabels {
+    pub fn of(ev: &Event) -> Self {
+        let pod = ev.owner.pod.as_ref();
+        let unit = if pod.is_none() {
+            ev.owner.systemd_unit.clone()
+        } else {
+            None
+        };
+        let cgroup = if pod.is_none() && unit.is_none() {
+            ev.victim.cgroup.as_ref().map(|c| c.path.clone())
+        } else {
+            None
+        };
+        Self {
+            namespace: pod.and_then(|p| p.namespace.clone()).unwrap_or_default(),
+            pod: pod
+                .map(|p| p.name.clone().unwrap_or_else(|| p.uid.clone()))
+                .unwrap_or_default(),
+            container: super::container_label(ev).unwrap_or_default(),
+            constraint: ev
+                .oom
+                .as_ref()
+                .and_then(|o| o.constraint)
+                .unwrap_or("unknown")
+                .to_string(),
+            cgroup: cgroup.unwrap_or_default(),
+            systemd_unit: unit.unwrap_or_default(),
+        }
+    }
+
+    fn folded(&self) -> Self {
+        Self {
+            namespace: String::new(),
+            pod: OTHER.into(),
+            container: String::new(),
+            constraint: self.constraint.clone(),
+            cgroup: String::new(),
+            systemd_unit: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HookLabels {
+    hook: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttachLabels {
+    role: String,
+    hook: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// Records the ring had no room for: BPF per-CPU `COUNTERS[RING_FULL]`, summed over CPUs.
+pub fn ring_full(counters: &PerCpuArray<MapData, u64>) -> Result<u64, MapError> {
+    let per_cpu = counters.get(&oomtrace_common::counter::RING_FULL, 0)?;
+    Ok(per_cpu.iter().sum())
+}
+
+/// `oom_kill` of /proc/vmstat: every OOM kill on the node since boot.
+pub fn vmstat_oom_kills(vmstat: &str) -> Option<u64> {
+    vmstat
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
+/// Values read when Prometheus scrapes (no timer).
+struct ScrapeTime {
+    counters: Option<PerCpuArray<MapData, u64>>,
+    vmstat: PathBuf,
+}
+
+impl std::fmt::Debug for ScrapeTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScrapeTime")
+            .field("counters", &self.counters.is_some())
+            .field("vmstat", &self.vmstat)
+            .finish()
+    }
+}
+
+impl Collector for ScrapeTime {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(c) = &self.counters {
+            match ring_full(c) {
+                Ok(n) => {
+                    let m = ConstCounter::new(n);
+                    let e = encoder.encode_descriptor(
+                        "oomtrace_events_lost",
+                        "Records the kernel side could not put in the ring buffer (full), counted in BPF.",
+                        None,
+                        m.metric_type(),
+                    )?;
+                    m.encode(e)?;
+                }
+                Err(e) => log::warn!("metrics: reading the BPF loss counter: {e}"),
+            }
+        }
+        match std::fs::read_to_string(&self.vmstat) {
+            Ok(t) => {
+                if let Some(n) = vmstat_oom_kills(&t) {
+                    let m = ConstCounter::new(n);
+                    let e = encoder.encode_descriptor(
+                        "oomtrace_kernel_oom_kills",
+                        "OOM kills on this node since boot, as the kernel counts them (/proc/vmstat oom_kill).",
+                        None,
+                        m.metric_type(),
+                    )?;
+                    m.encode(e)?;
+                }
+            }
+            Err(e) => log::warn!("metrics: reading {}: {e}", self.vmstat.display()),
+        }
+        Ok(())
+    }
+}
+
+/// The sink side: updates the kill metrics for every event.
+pub struct MetricsSink {
+    kills: Family<KillLabels, Counter>,
+    seen: HashSet<KillLabels>,
+    max_series: usize,
+    folded: Counter,
+    last: Gauge<f64, AtomicU64>,
+    events: Family<HookLabels, Counter>,
+}
+
+impl Sink for MetricsSink {
+    fn name(&self) -> &'static str {
+        "metrics"
+    }
+
+    fn emit(&mut self, ev: &Event) -> std::io::Result<()> {
+        let mut labels = KillLabels::of(ev);
+        if !self.seen.contains(&labels) {
+            if self.seen.len() >= self.max_series {
+                labels = labels.folded();
+                self.folded.inc();
+            }
+            self.seen.insert(labels.clone());
+        }
+        self.kills.get_or_create(&labels).inc();
+        self.events
+            .get_or_create(&HookLabels {
+                hook: ev.hook.to_string(),
+            })
+            .inc();
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "seconds as f64, as Prometheus has them"
+        )]
+        let secs = crate::clock::boot_to_unix_ns(ev.boot_ns) as f64 / 1e9;
+        self.last.set(secs);
+        Ok(())
+    }
+}
+
+/// Builds the registry and the sink that feeds it. `counters`: the BPF `COUNTERS` map.
+pub fn build(
+    max_series: usize,
+    attempts: &[Attempt],
+    counters: Option<PerCpuArray<MapData, u64>>,
+) -> (Registry, MetricsSink) {
+    let mut r = Registry::default();
+    let kills = Family::<KillLabels, Counter>::default();
+    r.register(
+        "oomtrace_oom_kills",
+        "OOM-killed processes seen by oomtrace, by namespace, pod, container and OOM constraint (cgroup or systemd_unit where there is no pod).",
+        kills.clone(),
+    );
+    let folded = Counter::default();
+    r.register(
+        "oomtrace_series_folded",
+        "Kills counted under pod=\"_other\" because oomtrace_oom_kills_total reached its label-set cap.",
+        folded.clone(),
+    );
+    let last = Gauge::<f64, AtomicU64>::default();
+    r.register(
+        "oomtrace_last_oom_kill_timestamp_seconds",
+        "Unix time of the last OOM kill seen (0: none since start).",
+        last.clone(),
+    );
+    let events = Family::<HookLabels, Counter>::default();
+    r.register(
+        "oomtrace_events",
+        "Victim events delivered, by the hook that saw them.",
+        events.clone(),
+    );
+    let attached = Family::<AttachLabels, Gauge>::default();
+    for a in attempts {
+        attached
+            .get_or_create(&AttachLabels {
+                role: a.role.into(),
+                hook: a.hook.into(),
+            })
+            .set(i64::from(a.error.is_none()));
+    }
+    r.register(
+        "oomtrace_hook_attached",
+        "1 for the hook attached for a role (victim, context), 0 for each hook tried and not used.",
+        attached,
+    );
+    let build = Family::<BuildLabels, Gauge>::default();
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").into(),
+        })
+        .set(1);
+    r.register("oomtrace_build_info", "oomtrace's version.", build);
+    r.register_collector(Box::new(ScrapeTime {
+        counters,
+        vmstat: "/proc/vmstat".into(),
+    }));
+    let sink = MetricsSink {
+        kills,
+        seen: HashSet::new(),
+        max_series,
+        folded,
+        last,
+        events,
+    };
+    (r, sink)
+}
+
+/// OpenMetrics text (what Prometheus asks for).
+pub fn openmetrics(r: &Registry) -> String {
+    let mut s = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut s, r);
+    s
+}
+
+/// The same in the Prometheus text format 0.0.4, for clients that do not ask for OpenMetrics
+/// (curl, `promtool check metrics`): counter families are named with their `_total` suffix, and
+/// the OpenMetrics-only `# UNIT` and `# EOF` lines are dropped.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let counters: HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for l in openmetrics.lines() {
+        if l == "# EOF" || l.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, l.strip_prefix(p)?)));
+        if let Some((p, rest)) = meta
+            && let Some((name, tail)) = rest.split_once(' ')
+            && counters.contains(name)
+        {
+            let _ = writeln!(out, "{p}{name}_total {tail}");
+        } else {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(pid: u32, cgroup: &str) -> Event {
+        let mut ev = crate::testutil::event(pid);
+        ev.victim.cgroup = Some(crate::event::Cgroup {
+            id: 1,
+            path: cgroup.into(),
+            truncated: false,
+        });
+        ev
+    }
+
+    #[test]
+    fn kills_counted_by_labels_and_folded_past_the_cap() {
+        let (r, mut s) = build(2, &[], None);
+        s.emit(&event(1, "/a")).unwrap();
+        s.emit(&event(2, "/a")).unwrap();
+        s.emit(&event(3, "/b")).unwrap();
+        s.emit(&event(4, "/c")).unwrap();
+        s.emit(&event(5, "/d")).unwrap();
+        s.emit(&event(6, "/a")).unwrap();
+        let t = openmetrics(&r);
+        assert!(
+            t.contains(r#"oomtrace_oom_kills_total{namespace="",pod="",container="",constraint="unknown",cgroup="/a",systemd_unit=""} 3"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"pod="_other""#) && t.contains("oomtrace_series_folded_total 2"),
+            "{t}"
+        );
+        assert!(!t.contains(r#"cgroup="/c""#), "{t}");
+        assert!(
+            t.contains(r#"oomtrace_events_total{hook="tracepoint"} 6"#),
+            "{t}"
+        );
+        assert!(t.contains("oomtrace_kernel_oom_kills_total"), "{t}");
+        assert!(t.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn prometheus_text_renames_counter_families() {
+        let (r, mut s) = build(10, &[], None);
+        s.emit(&event(1, "/a")).unwrap();
+        let t = prometheus_text(&openmetrics(&r));
+        assert!(t.contains("# TYPE oomtrace_oom_kills_total counter"), "{t}");
+        assert!(t.contains("# HELP oomtrace_oom_kills_total "), "{t}");
+        assert!(t.contains("# TYPE oomtrace_build_info gauge"), "{t}");
+        assert!(!t.contains("# EOF"));
+    }
+
+    #[test]
+    fn vmstat() {
+        assert_eq!(vmstat_oom_kills("pgfault 3\noom_kill 7\n"), Some(7));
+        assert_eq!(vmstat_oom_kills("pgfault 3\n"), None);
+    }
+}
