@@ -156,6 +156,62 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Waits (up to `timeout`) for oomtrace to exit by itself; collects its remaining output.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        let st = loop {
+            if let Some(st) = child.try_wait().expect("try_wait") {
+                break st;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "oomtrace did not exit within {timeout:?}; stdout: {:?}\nstderr:\n{}",
+                    self.seen,
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        self.settle(Duration::from_millis(200));
+        st
+    }
+}
+
+/// Runs `oomtrace <args>` (with `env`) to completion, killing it after `timeout`:
+/// (exit status, stdout, stderr).
+pub fn run_to_exit(
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> (std::process::ExitStatus, String, String) {
+    let mut child = Command::new(crate::oomtrace_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning oomtrace");
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
