@@ -796,6 +796,17 @@ fn memcg_fields(s: &Scenario, v: &Json, e: &MemcgDomain<'_>, c: &mut Check) {
         u64_at(v, "oom.memcg_limit_bytes"),
         MEMCG_LIMIT,
     );
+    // With a context hook, the top-level limit is the one read in the kernel at the OOM.
+    c.eq(
+        &format!("{who}: limit.source"),
+        str_at(v, "limit.source"),
+        "oom_control",
+    );
+    c.eq(
+        &format!("{who}: limit.bytes"),
+        u64_at(v, "limit.bytes"),
+        MEMCG_LIMIT,
+    );
     let usage = u64_at(v, "oom.memcg_usage_bytes");
     c.that(
         usage.is_some_and(|u| (MEMCG_LIMIT / 2..=MEMCG_LIMIT).contains(&u)),
