@@ -5,7 +5,11 @@
 //! Everything that can be wrong with the settings (file, outputs, metrics address) is checked
 //! before anything is attached, as a [`ConfigError`] (exit code 2).
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use aya::{
@@ -23,8 +27,9 @@ use crate::{
     cli::{AttachArgs, RunArgs, TraceArgs},
     config::{ConfigError, Format, OutputSpec, Overrides, Settings, Target},
     enrich::Enricher,
-    event::{Event, System},
+    event::{Event, Lost, System},
     kernel::{cgroups, gfp, tracefs},
+    loss::Accounting,
     pipeline::{self, Pipeline},
     probes::{self, Attempt},
     sink::{self, Sinks, metrics},
@@ -55,7 +60,36 @@ struct Attached {
     pipeline: Pipeline,
     attempts: Vec<Attempt>,
     summary: String,
-    counters: Option<PerCpuArray<MapData, u64>>,
+    /// Loss counters and reconciliation, shared with the metrics endpoint.
+    acct: Arc<Mutex<Accounting>>,
+}
+
+/// After each drain: report records the kernel side lost, and kernel kills no event explains.
+fn account(pipeline: &mut Pipeline, acct: &Mutex<Accounting>) {
+    {
+        let s = pipeline.stats;
+        let mut a = acct
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        a.delivered = s.victims;
+        a.group_kill_ooms = s.group_kill_ooms;
+        let lost = a.check_lost();
+        if lost > 0 {
+            log::warn!(
+                "{lost} OOM records lost: the ring buffer was full ({} since start; raise --ring-size)",
+                a.lost_total
+            );
+            let rec = Lost::new(pipeline.node(), lost, a.lost_total);
+            pipeline.sinks.lost(&rec);
+        }
+        let unexplained = a.reconcile();
+        if unexplained > 0 {
+            log::warn!(
+                "{unexplained} OOM kills counted by the kernel (/proc/vmstat oom_kill) have no event ({} since start)",
+                a.unexplained_total
+            );
+        }
+    }
 }
 
 /// Cancels `stop` on SIGINT or SIGTERM. Installed first, so a signal during start-up is not the
@@ -104,7 +138,7 @@ fn attach(
     let summary = loaded.summary();
     let context_hook = loaded.context.is_some();
     let ring = probes::take_ring(&mut loaded.ebpf)?;
-    let counters = take_counters(&mut loaded.ebpf);
+    let acct = Accounting::shared(take_counters(&mut loaded.ebpf));
     // SAFETY: the ring and the logger own their map fds for as long as they live, and always
     // return the same fd.
     let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
@@ -127,7 +161,7 @@ fn attach(
         pipeline,
         attempts: loaded.attempts,
         summary,
-        counters,
+        acct,
     })
 }
 
@@ -152,6 +186,7 @@ async fn pump(
                     }
                 }
                 guard.clear_ready();
+                account(&mut t.pipeline, &t.acct);
             }
             guard = t.logs.readable_mut() => {
                 let mut guard = guard.context("waiting on the log ring")?;
@@ -172,6 +207,7 @@ async fn pump(
             }
         }
     }
+    account(&mut t.pipeline, &t.acct);
     t.logs.get_mut().flush();
     let s = t.pipeline.stats;
     log::info!(
@@ -227,7 +263,7 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     let mut t = attach(&args.attach, &settings, sinks, log_level)?;
     let mut server = None;
     if let (Some(m), Some(listener)) = (settings.metrics, listener) {
-        let (registry, msink) = metrics::build(m.max_series, &t.attempts, t.counters.take());
+        let (registry, msink) = metrics::build(m.max_series, &t.attempts, t.acct.clone());
         t.pipeline.sinks.push(Box::new(msink));
         log::info!("metrics on http://{}/metrics", m.addr);
         server = Some(tokio::spawn(crate::http::serve(

@@ -59,6 +59,38 @@ pub struct Limit {
     pub cgroup: String,
 }
 
+/// `{"kind": "lost", ...}`: records the kernel side could not deliver (the ring was full), found
+/// when the daemon compared the BPF loss counter after a drain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lost {
+    /// Always `"lost"`.
+    pub kind: &'static str,
+    pub schema: u32,
+    /// When the loss was noticed (wall clock).
+    pub time: String,
+    pub boot_ns: u64,
+    pub node: String,
+    /// Records lost since the previous `lost` line.
+    pub count: u64,
+    /// Records lost since the programs were loaded.
+    pub total: u64,
+}
+
+impl Lost {
+    pub fn new(node: &str, count: u64, total: u64) -> Self {
+        let boot_ns = clock::boot_ns_now();
+        Self {
+            kind: "lost",
+            schema: SCHEMA,
+            time: clock::rfc3339(clock::boot_to_unix_ns(boot_ns)),
+            boot_ns,
+            node: node.to_string(),
+            count,
+            total,
+        }
+    }
+}
+
 /// A cgroup as the kernel named it at the kill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cgroup {

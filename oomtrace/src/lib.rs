@@ -15,6 +15,7 @@ pub mod enrich;
 pub mod event;
 pub mod http;
 pub mod kernel;
+pub mod loss;
 pub mod pipeline;
 pub mod probes;
 pub mod sink;

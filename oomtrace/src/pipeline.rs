@@ -23,6 +23,8 @@ pub struct Stats {
     pub records: u64,
     pub victims: u64,
     pub contexts: u64,
+    /// OOMs that were group kills (`memory.oom.group`).
+    pub group_kill_ooms: u64,
     pub decode_errors: u64,
 }
 
@@ -70,6 +72,10 @@ impl Pipeline {
         self
     }
 
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// Handles one ring record; returns the event it produced, if any.
     pub fn handle(&mut self, bytes: &[u8]) -> Option<Event> {
         self.stats.records += 1;
@@ -111,6 +117,9 @@ impl Pipeline {
             }
             Ok(Record::Context(c)) => {
                 self.stats.contexts += 1;
+                if c.group_kill != 0 {
+                    self.stats.group_kill_ooms += 1;
+                }
                 if self.contexts.len() == CONTEXTS_KEPT {
                     self.contexts.pop_front();
                 }

@@ -220,3 +220,16 @@ impl Drop for Daemon {
         }
     }
 }
+
+impl Daemon {
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal (e.g. SIGSTOP / SIGCONT to pause reading).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: plain kill(2).
+        unsafe { libc::kill(i32::try_from(self.pid()).expect("pid"), sig) };
+    }
+}

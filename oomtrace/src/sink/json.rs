@@ -27,8 +27,18 @@ impl<W: Write + Send> Sink for JsonLines<W> {
     }
 
     fn emit(&mut self, ev: &Event) -> std::io::Result<()> {
+        self.line(ev)
+    }
+
+    fn lost(&mut self, rec: &crate::event::Lost) -> std::io::Result<()> {
+        self.line(rec)
+    }
+}
+
+impl<W: Write + Send> JsonLines<W> {
+    fn line(&mut self, v: &impl serde::Serialize) -> std::io::Result<()> {
         self.buf.clear();
-        serde_json::to_writer(&mut self.buf, ev)?;
+        serde_json::to_writer(&mut self.buf, v)?;
         self.buf.push(b'\n');
         // One write per line so concurrent readers never see half a line.
         self.out.write_all(&self.buf)?;
@@ -65,6 +75,15 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 2);
+        let mut out = Vec::new();
+        JsonLines::new("t", &mut out)
+            .lost(&crate::event::Lost::new("n", 3, 5))
+            .unwrap();
+        let l: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (l["kind"].as_str(), l["count"].as_u64(), l["total"].as_u64()),
+            (Some("lost"), Some(3), Some(5))
+        );
         let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(v["victim"]["pid"], 7);
         assert_eq!(v["node"], "node-a");

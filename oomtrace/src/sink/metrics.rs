@@ -6,9 +6,12 @@
 //! `pod="_other"` (other labels empty but `constraint`) and in `oomtrace_series_folded_total`.
 //! The `cgroup` label is only set when there is neither a pod nor a systemd unit.
 
-use std::{collections::HashSet, fmt::Write as _, path::PathBuf, sync::atomic::AtomicU64};
+use std::{
+    collections::HashSet,
+    fmt::Write as _,
+    sync::{Arc, Mutex, atomic::AtomicU64},
+};
 
-use aya::maps::{MapData, MapError, PerCpuArray};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _},
@@ -21,7 +24,7 @@ use prometheus_client::{
 };
 
 use super::Sink;
-use crate::{event::Event, probes::Attempt};
+use crate::{event::Event, loss::Accounting, probes::Attempt};
 
 /// `pod` label of the kills folded once `max_series` label sets exist.
 pub const OTHER: &str = "_other";
@@ -97,67 +100,59 @@ struct BuildLabels {
     version: String,
 }
 
-/// Records the ring had no room for: BPF per-CPU `COUNTERS[RING_FULL]`, summed over CPUs.
-pub fn ring_full(counters: &PerCpuArray<MapData, u64>) -> Result<u64, MapError> {
-    let per_cpu = counters.get(&oomtrace_common::counter::RING_FULL, 0)?;
-    Ok(per_cpu.iter().sum())
-}
-
-/// `oom_kill` of /proc/vmstat: every OOM kill on the node since boot.
-pub fn vmstat_oom_kills(vmstat: &str) -> Option<u64> {
-    vmstat
-        .lines()
-        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
-}
-
-/// Values read when Prometheus scrapes (no timer).
+/// Values read when Prometheus scrapes (no timer): the BPF loss counter, the kernel's own OOM
+/// count, and the reconciliation of the two with what was delivered.
+#[derive(Debug)]
 struct ScrapeTime {
-    counters: Option<PerCpuArray<MapData, u64>>,
-    vmstat: PathBuf,
+    acct: Arc<Mutex<Accounting>>,
 }
 
-impl std::fmt::Debug for ScrapeTime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScrapeTime")
-            .field("counters", &self.counters.is_some())
-            .field("vmstat", &self.vmstat)
-            .finish()
-    }
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    n: u64,
+) -> Result<(), std::fmt::Error> {
+    let m = ConstCounter::new(n);
+    let e = encoder.encode_descriptor(name, help, None, m.metric_type())?;
+    m.encode(e)
 }
 
 impl Collector for ScrapeTime {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        if let Some(c) = &self.counters {
-            match ring_full(c) {
-                Ok(n) => {
-                    let m = ConstCounter::new(n);
-                    let e = encoder.encode_descriptor(
-                        "oomtrace_events_lost",
-                        "Records the kernel side could not put in the ring buffer (full), counted in BPF.",
-                        None,
-                        m.metric_type(),
-                    )?;
-                    m.encode(e)?;
-                }
-                Err(e) => log::warn!("metrics: reading the BPF loss counter: {e}"),
-            }
+        let mut a = self
+            .acct
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = a.bpf_counter(oomtrace_common::counter::RING_FULL) {
+            counter(
+                &mut encoder,
+                "oomtrace_events_lost",
+                "Records the kernel side could not put in the ring buffer (full), counted in BPF.",
+                n,
+            )?;
         }
-        match std::fs::read_to_string(&self.vmstat) {
-            Ok(t) => {
-                if let Some(n) = vmstat_oom_kills(&t) {
-                    let m = ConstCounter::new(n);
-                    let e = encoder.encode_descriptor(
-                        "oomtrace_kernel_oom_kills",
-                        "OOM kills on this node since boot, as the kernel counts them (/proc/vmstat oom_kill).",
-                        None,
-                        m.metric_type(),
-                    )?;
-                    m.encode(e)?;
-                }
-            }
-            Err(e) => log::warn!("metrics: reading {}: {e}", self.vmstat.display()),
+        if let Some(n) = a.kernel_kills() {
+            counter(
+                &mut encoder,
+                "oomtrace_kernel_oom_kills",
+                "OOM kills on this node since boot, as the kernel counts them (/proc/vmstat oom_kill).",
+                n,
+            )?;
         }
-        Ok(())
+        let new = a.reconcile();
+        if new > 0 {
+            log::warn!(
+                "{new} OOM kills counted by the kernel have no event ({} since start)",
+                a.unexplained_total
+            );
+        }
+        counter(
+            &mut encoder,
+            "oomtrace_unexplained_kernel_oom_kills",
+            "Kernel OOM kills since oomtrace started that no event and no counted loss explains.",
+            a.unexplained_total,
+        )
     }
 }
 
@@ -205,7 +200,7 @@ impl Sink for MetricsSink {
 pub fn build(
     max_series: usize,
     attempts: &[Attempt],
-    counters: Option<PerCpuArray<MapData, u64>>,
+    acct: Arc<Mutex<Accounting>>,
 ) -> (Registry, MetricsSink) {
     let mut r = Registry::default();
     let kills = Family::<KillLabels, Counter>::default();
@@ -253,10 +248,7 @@ pub fn build(
         })
         .set(1);
     r.register("oomtrace_build_info", "oomtrace's version.", build);
-    r.register_collector(Box::new(ScrapeTime {
-        counters,
-        vmstat: "/proc/vmstat".into(),
-    }));
+    r.register_collector(Box::new(ScrapeTime { acct }));
     let sink = MetricsSink {
         kills,
         seen: HashSet::new(),
@@ -321,7 +313,7 @@ mod tests {
 
     #[test]
     fn kills_counted_by_labels_and_folded_past_the_cap() {
-        let (r, mut s) = build(2, &[], None);
+        let (r, mut s) = build(2, &[], crate::loss::Accounting::shared(None));
         s.emit(&event(1, "/a")).unwrap();
         s.emit(&event(2, "/a")).unwrap();
         s.emit(&event(3, "/b")).unwrap();
@@ -348,18 +340,12 @@ mod tests {
 
     #[test]
     fn prometheus_text_renames_counter_families() {
-        let (r, mut s) = build(10, &[], None);
+        let (r, mut s) = build(10, &[], crate::loss::Accounting::shared(None));
         s.emit(&event(1, "/a")).unwrap();
         let t = prometheus_text(&openmetrics(&r));
         assert!(t.contains("# TYPE oomtrace_oom_kills_total counter"), "{t}");
         assert!(t.contains("# HELP oomtrace_oom_kills_total "), "{t}");
         assert!(t.contains("# TYPE oomtrace_build_info gauge"), "{t}");
         assert!(!t.contains("# EOF"));
-    }
-
-    #[test]
-    fn vmstat() {
-        assert_eq!(vmstat_oom_kills("pgfault 3\noom_kill 7\n"), Some(7));
-        assert_eq!(vmstat_oom_kills("pgfault 3\n"), None);
     }
 }

@@ -75,6 +75,10 @@ pub trait Sink: Send {
     fn name(&self) -> &str;
     /// Writes one event, flushed.
     fn emit(&mut self, ev: &Event) -> std::io::Result<()>;
+    /// Reports records the kernel side lost. Sinks that have no way to say it ignore it.
+    fn lost(&mut self, _rec: &crate::event::Lost) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Every configured sink.
@@ -88,6 +92,15 @@ pub struct Sinks {
 impl Sinks {
     pub fn push(&mut self, s: Box<dyn Sink>) {
         self.sinks.push(s);
+    }
+
+    pub fn lost(&mut self, rec: &crate::event::Lost) {
+        for s in &mut self.sinks {
+            if let Err(e) = s.lost(rec) {
+                self.errors += 1;
+                log::warn!("sink {}: writing a lost record: {e}", s.name());
+            }
+        }
     }
 
     pub fn emit(&mut self, ev: &Event) {

@@ -38,6 +38,19 @@ impl<W: Write + Send> Sink for TextLines<W> {
         self.out.write_all(line.as_bytes())?;
         self.out.flush()
     }
+
+    fn lost(&mut self, rec: &crate::event::Lost) -> std::io::Result<()> {
+        let time = rec
+            .time
+            .split_once('.')
+            .map_or(rec.time.as_str(), |(s, _)| s);
+        let line = format!(
+            "{time}Z LOST {} OOM records (ring buffer full; {} since start)\n",
+            rec.count, rec.total
+        );
+        self.out.write_all(line.as_bytes())?;
+        self.out.flush()
+    }
 }
 
 const MIB: u64 = 1 << 20;
