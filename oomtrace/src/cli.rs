@@ -75,6 +75,19 @@ pub struct AttachArgs {
         env = "OOMTRACE_HOST_ROOT"
     )]
     pub host_root: PathBuf,
+
+    /// Where kills are read from: `bpf` (the eBPF hooks), `kmsg` (the kernel's log lines in
+    /// /dev/kmsg; fewer fields, needs CAP_SYSLOG when dmesg_restrict=1), or `auto`: BPF, and the
+    /// kernel log when BPF cannot be loaded (no CAP_BPF, locked-down kernel).
+    #[arg(long, value_enum, default_value_t = Source::Auto, env = "OOMTRACE_SOURCE")]
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    Auto,
+    Bpf,
+    Kmsg,
 }
 
 #[derive(Debug, Args)]

@@ -24,7 +24,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cli::{AttachArgs, RunArgs, TraceArgs},
+    cli::{AttachArgs, RunArgs, Source, TraceArgs},
     config::{ConfigError, Format, OutputSpec, Overrides, Settings, Target},
     enrich::Enricher,
     event::{Event, Lost, System},
@@ -33,6 +33,7 @@ use crate::{
     pipeline::{self, Pipeline},
     probes::{self, Attempt},
     sink::{self, Sinks, metrics},
+    source::{self, kmsg::KmsgSource},
 };
 
 /// Whether the loop goes on after an event.
@@ -51,12 +52,26 @@ pub enum Ended {
     Cancelled,
 }
 
-/// The programs, attached, and the ring to read.
+/// Where kills are read from.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per daemon, never moved in a loop"
+)]
+enum Input {
+    /// The eBPF programs, attached, and their ring.
+    Bpf {
+        /// Owns the programs and their links: dropping it detaches.
+        _ebpf: Ebpf,
+        ring: AsyncFd<RingBuf<MapData>>,
+        logs: AsyncFd<EbpfLogger<&'static dyn log::Log>>,
+    },
+    /// The kernel log (fallback).
+    Kmsg(KmsgSource),
+}
+
+/// The attached input and the pipeline it feeds.
 struct Attached {
-    /// Owns the programs and their links: dropping it detaches.
-    _ebpf: Ebpf,
-    ring: AsyncFd<RingBuf<MapData>>,
-    logs: AsyncFd<EbpfLogger<&'static dyn log::Log>>,
+    input: Input,
     pipeline: Pipeline,
     attempts: Vec<Attempt>,
     summary: String,
@@ -122,15 +137,61 @@ fn attach(
     sinks: Sinks,
     log_level: log::LevelFilter,
 ) -> anyhow::Result<Attached> {
-    let tracefs = tracefs::ensure_mounted()?;
     let mode = cgroups::detect(Path::new("/"));
-    let mut loaded = probes::load(&probes::LoadOptions {
-        tracefs: &tracefs,
-        ring_size: settings.ring_size,
-        log_level,
-        hooks: settings.hooks,
-        cgroup_mode: mode,
-    })?;
+    let load_bpf = || -> anyhow::Result<(std::path::PathBuf, probes::Loaded)> {
+        let tracefs = tracefs::ensure_mounted()?;
+        let loaded = probes::load(&probes::LoadOptions {
+            tracefs: &tracefs,
+            ring_size: settings.ring_size,
+            log_level,
+            hooks: settings.hooks,
+            cgroup_mode: mode,
+        })?;
+        Ok((tracefs, loaded))
+    };
+    let bpf = match a.source {
+        Source::Kmsg => None,
+        Source::Bpf => Some(load_bpf()?),
+        Source::Auto => match load_bpf() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                log::warn!(
+                    "BPF cannot be used ({e:#}); falling back to the kernel log (/dev/kmsg): events carry fewer fields"
+                );
+                None
+            }
+        },
+    };
+    let make_pipeline = |gfp, context_hook, sinks| {
+        Pipeline::new(
+            pipeline::node_name(),
+            System::read(),
+            gfp,
+            context_hook,
+            Enricher::new(&a.host_root),
+            sinks,
+        )
+        .with_memory_mount(cgroups::memory_mount(Path::new("/"), mode))
+    };
+    let Some((tracefs, mut loaded)) = bpf else {
+        let src =
+            KmsgSource::open().with_context(|| format!("opening {}", source::kmsg::DEV_KMSG))?;
+        log::info!(
+            "source: kernel log ({}), memory cgroups: {mode:?}",
+            source::kmsg::DEV_KMSG
+        );
+        return Ok(Attached {
+            input: Input::Kmsg(src),
+            pipeline: make_pipeline(gfp::load(Path::new(tracefs::TRACEFS)), false, sinks),
+            attempts: vec![Attempt {
+                role: "victim",
+                hook: "kmsg",
+                error: None,
+            }],
+            summary: "source=kmsg".into(),
+            acct: Accounting::shared(None),
+        });
+    };
     for a in loaded.attempts.iter().filter(|a| a.error.is_some()) {
         log::info!("not used: {a}");
     }
@@ -145,20 +206,13 @@ fn attach(
         .map_err(|e| anyhow::anyhow!("registering the ring buffer: {e}"))?;
     let logs = unsafe { AsyncFd::register_with_interest(loaded.logger, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("registering the log ring: {e}"))?;
-    let pipeline = Pipeline::new(
-        pipeline::node_name(),
-        System::read(),
-        gfp::load(&tracefs),
-        context_hook,
-        Enricher::new(&a.host_root),
-        sinks,
-    )
-    .with_memory_mount(cgroups::memory_mount(Path::new("/"), mode));
     Ok(Attached {
-        _ebpf: loaded.ebpf,
-        ring,
-        logs,
-        pipeline,
+        input: Input::Bpf {
+            _ebpf: loaded.ebpf,
+            ring,
+            logs,
+        },
+        pipeline: make_pipeline(gfp::load(&tracefs), context_hook, sinks),
         attempts: loaded.attempts,
         summary,
         acct,
@@ -173,49 +227,72 @@ async fn pump(
     stop: &CancellationToken,
     on_event: &mut dyn FnMut(&Event) -> Flow,
 ) -> anyhow::Result<Ended> {
+    let Attached {
+        input,
+        pipeline,
+        acct,
+        ..
+    } = t;
     let ended = 'outer: loop {
-        tokio::select! {
-            guard = t.ring.readable_mut() => {
-                let mut guard = guard.context("waiting on the ring buffer")?;
-                let r = guard.get_inner_mut();
-                while let Some(item) = r.next() {
-                    if let Some(ev) = t.pipeline.handle(&item)
-                        && on_event(&ev) == Flow::Stop
-                    {
-                        break 'outer Ended::Done;
+        match input {
+            Input::Bpf { ring, logs, .. } => tokio::select! {
+                guard = ring.readable_mut() => {
+                    let mut guard = guard.context("waiting on the ring buffer")?;
+                    let r = guard.get_inner_mut();
+                    while let Some(item) = r.next() {
+                        if let Some(ev) = pipeline.handle(&item)
+                            && on_event(&ev) == Flow::Stop
+                        {
+                            break 'outer Ended::Done;
+                        }
                     }
+                    guard.clear_ready();
+                    account(pipeline, acct);
                 }
-                guard.clear_ready();
-                account(&mut t.pipeline, &t.acct);
-            }
-            guard = t.logs.readable_mut() => {
-                let mut guard = guard.context("waiting on the log ring")?;
-                guard.get_inner_mut().flush();
-                guard.clear_ready();
-            }
-            () = stop.cancelled() => break Ended::Cancelled,
+                guard = logs.readable_mut() => {
+                    let mut guard = guard.context("waiting on the log ring")?;
+                    guard.get_inner_mut().flush();
+                    guard.clear_ready();
+                }
+                () = stop.cancelled() => break Ended::Cancelled,
+            },
+            Input::Kmsg(src) => tokio::select! {
+                kills = src.next_kills() => {
+                    for k in kills.context("reading /dev/kmsg")? {
+                        let ev = source::kmsg::event(&k, pipeline.system(), pipeline.gfp(), pipeline.node());
+                        let ev = pipeline.handle_event(ev);
+                        if on_event(&ev) == Flow::Stop {
+                            break 'outer Ended::Done;
+                        }
+                    }
+                    account(pipeline, acct);
+                }
+                () = stop.cancelled() => break Ended::Cancelled,
+            },
         }
     };
-    if ended == Ended::Cancelled {
-        // Whatever the kernel wrote before we stopped still goes out.
-        let r = t.ring.get_mut();
-        while let Some(item) = r.next() {
-            if let Some(ev) = t.pipeline.handle(&item)
-                && on_event(&ev) == Flow::Stop
-            {
-                break;
+    if let Input::Bpf { ring, logs, .. } = input {
+        if ended == Ended::Cancelled {
+            // Whatever the kernel wrote before we stopped still goes out.
+            let r = ring.get_mut();
+            while let Some(item) = r.next() {
+                if let Some(ev) = pipeline.handle(&item)
+                    && on_event(&ev) == Flow::Stop
+                {
+                    break;
+                }
             }
         }
+        account(pipeline, acct);
+        logs.get_mut().flush();
     }
-    account(&mut t.pipeline, &t.acct);
-    t.logs.get_mut().flush();
-    let s = t.pipeline.stats;
+    let s = pipeline.stats;
     log::info!(
         "stopped: {} records, {} victims, {} undecodable, {} sink errors",
         s.records,
         s.victims,
         s.decode_errors,
-        t.pipeline.sinks.errors
+        pipeline.sinks.errors
     );
     Ok(ended)
 }
@@ -390,7 +467,7 @@ mod tests {
     fn filters() {
         let mut ev = crate::testutil::event(42);
         ev.victim.cgroup = Some(crate::event::Cgroup {
-            id: 1,
+            id: Some(1),
             path: "/kubepods/burstable/pod1/abc".into(),
             truncated: false,
         });

@@ -94,8 +94,9 @@ impl Lost {
 /// A cgroup as the kernel named it at the kill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Cgroup {
-    /// kernfs id = inode number of the cgroup directory.
-    pub id: u64,
+    /// kernfs id = inode number of the cgroup directory (absent from the kmsg source).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
     /// Path from the hierarchy root, e.g. `/kubepods/burstable/pod…/…`; `/` is the root.
     pub path: String,
     /// Present (true) only when the path was deeper or longer than oomtrace copies.
@@ -121,7 +122,7 @@ impl Cgroup {
             path.push('/');
         }
         Self {
-            id: c.id,
+            id: Some(c.id),
             path,
             truncated: c.truncated != 0,
         }
@@ -300,6 +301,13 @@ pub fn hook_name(h: u32) -> &'static str {
         hook::FENTRY => "fentry",
         _ => "unknown",
     }
+}
+
+/// The schema's name of a constraint as the kmsg parser names it (`none`, `memcg`, ...).
+pub fn constraint_name_str(c: &str) -> Option<&'static str> {
+    ["none", "cpuset", "mempolicy", "memcg"]
+        .into_iter()
+        .find(|n| *n == c)
 }
 
 pub fn constraint_name(c: u32) -> Option<&'static str> {
@@ -510,7 +518,7 @@ mod tests {
         c.id = 77;
         let g = Cgroup::from_ref(&c);
         assert_eq!(g.path, "/top/mid/leaf");
-        assert_eq!(g.id, 77);
+        assert_eq!(g.id, Some(77));
         assert_eq!(Cgroup::from_ref(&CgroupRef::EMPTY).path, "/");
     }
 }

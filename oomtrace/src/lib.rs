@@ -19,6 +19,7 @@ pub mod loss;
 pub mod pipeline;
 pub mod probes;
 pub mod sink;
+pub mod source;
 
 #[cfg(test)]
 pub(crate) mod testutil;

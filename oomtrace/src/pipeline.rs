@@ -76,6 +76,45 @@ impl Pipeline {
         &self.node
     }
 
+    pub fn system(&self) -> &System {
+        &self.sys
+    }
+
+    pub fn gfp(&self) -> &GfpTable {
+        &self.gfp
+    }
+
+    /// The enrich stage: whose cgroup (victim and OOM domain), and the limit when no context gave
+    /// one.
+    fn enrich(&self, ev: &mut Event) {
+        if let Some(cg) = &ev.victim.cgroup {
+            ev.owner = self.enricher.attribute(&cg.path);
+        }
+        if let Some(oom) = &mut ev.oom
+            && let Some(Some(domain)) = &oom.memcg
+        {
+            oom.owner = self.enricher.attribute(&domain.path);
+        }
+        if ev.limit.is_none()
+            && let (Some(mount), Some(cg)) = (&self.memory_mount, &ev.victim.cgroup)
+            && let Some((bytes, cgroup)) = crate::kernel::cgroups::memory_limit(mount, &cg.path)
+        {
+            ev.limit = Some(crate::event::Limit {
+                bytes,
+                source: "cgroupfs",
+                cgroup,
+            });
+        }
+    }
+
+    /// An event made elsewhere (the kernel-log source): enrich it and write it out.
+    pub fn handle_event(&mut self, mut ev: Event) -> Event {
+        self.stats.victims += 1;
+        self.enrich(&mut ev);
+        self.sinks.emit(&ev);
+        ev
+    }
+
     /// Handles one ring record; returns the event it produced, if any.
     pub fn handle(&mut self, bytes: &[u8]) -> Option<Event> {
         self.stats.records += 1;
@@ -93,25 +132,7 @@ impl Pipeline {
                     &self.gfp,
                     &self.node,
                 );
-                if let Some(cg) = &ev.victim.cgroup {
-                    ev.owner = self.enricher.attribute(&cg.path);
-                }
-                if let Some(oom) = &mut ev.oom
-                    && let Some(Some(domain)) = &oom.memcg
-                {
-                    oom.owner = self.enricher.attribute(&domain.path);
-                }
-                if ev.limit.is_none()
-                    && let (Some(mount), Some(cg)) = (&self.memory_mount, &ev.victim.cgroup)
-                    && let Some((bytes, cgroup)) =
-                        crate::kernel::cgroups::memory_limit(mount, &cg.path)
-                {
-                    ev.limit = Some(crate::event::Limit {
-                        bytes,
-                        source: "cgroupfs",
-                        cgroup,
-                    });
-                }
+                self.enrich(&mut ev);
                 self.sinks.emit(&ev);
                 Some(ev)
             }

@@ -24,7 +24,20 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `oomtrace <args>` and waits for its `ready` line on stderr.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(crate::oomtrace_bin())
+        Self::start_wrapped(&[], args)
+    }
+
+    /// Starts `<wrapper…> oomtrace <args>` (e.g. `setpriv … --`), which must exec oomtrace.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Self {
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, rest)) => {
+                let mut c = Command::new(prog);
+                c.args(rest).arg(crate::oomtrace_bin());
+                c
+            }
+            None => Command::new(crate::oomtrace_bin()),
+        };
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -8,7 +8,8 @@ use std::time::Duration;
 use oomtrace_tests::{cgroup::MemCgroup, daemon::Daemon, prom, require_root, unique};
 
 fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 #[test]
@@ -29,17 +30,40 @@ fn a_full_ring_is_reported_not_hidden() {
     d.signal(libc::SIGCONT);
     let lost = d.wait_events(1, Duration::from_secs(5), |v| v["kind"] == "lost");
     d.settle(Duration::from_millis(300));
-    let delivered = d.events(|v| pids.iter().any(|p| v["victim"]["pid"] == *p)).len();
+    let delivered = d
+        .events(|v| pids.iter().any(|p| v["victim"]["pid"] == *p))
+        .len();
     assert!(delivered < 10, "a 4 KiB ring cannot hold 10 records");
-    let lost_count: u64 = d.events(|v| v["kind"] == "lost").iter().map(|(_, v)| v["count"].as_u64().unwrap()).sum();
+    let lost_count: u64 = d
+        .events(|v| v["kind"] == "lost")
+        .iter()
+        .map(|(_, v)| v["count"].as_u64().unwrap())
+        .sum();
     assert_eq!(lost.len(), 1, "one lost record after the drain");
-    assert_eq!(delivered as u64 + lost_count, 10, "delivered {delivered} + lost {lost_count}");
+    assert_eq!(
+        delivered as u64 + lost_count,
+        10,
+        "delivered {delivered} + lost {lost_count}"
+    );
     assert_eq!(lost[0].1["total"], lost_count);
-    assert!(d.stderr_text().contains("records lost: the ring buffer was full"), "{}", d.stderr_text());
+    assert!(
+        d.stderr_text()
+            .contains("records lost: the ring buffer was full"),
+        "{}",
+        d.stderr_text()
+    );
     let (_, text) = prom::http_get(&addr, "/metrics", None);
-    assert_eq!(metric(&text, "oomtrace_events_lost_total"), Some(lost_count as f64), "{text}");
+    assert_eq!(
+        metric(&text, "oomtrace_events_lost_total"),
+        Some(f64::from(u32::try_from(lost_count).unwrap())),
+        "{text}"
+    );
     // Two scrapes: an unexplained difference is confirmed at the second look; there is none.
     let (_, text) = prom::http_get(&addr, "/metrics", None);
-    assert_eq!(metric(&text, "oomtrace_unexplained_kernel_oom_kills_total"), Some(0.0), "{text}");
+    assert_eq!(
+        metric(&text, "oomtrace_unexplained_kernel_oom_kills_total"),
+        Some(0.0),
+        "{text}"
+    );
     d.stop();
 }

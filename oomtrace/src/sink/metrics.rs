@@ -304,7 +304,7 @@ mod tests {
     fn event(pid: u32, cgroup: &str) -> Event {
         let mut ev = crate::testutil::event(pid);
         ev.victim.cgroup = Some(crate::event::Cgroup {
-            id: 1,
+            id: Some(1),
             path: cgroup.into(),
             truncated: false,
         });

@@ -193,7 +193,7 @@ mod tests {
         ev.victim.oom_score_adj = Some(0);
         ev.victim.oom_score = Some(1000);
         ev.victim.cgroup = Some(crate::event::Cgroup {
-            id: 1,
+            id: Some(1),
             path: "/kubepods/podx/abc".into(),
             truncated: false,
         });

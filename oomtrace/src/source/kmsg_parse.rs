@@ -69,7 +69,9 @@ pub fn parse_record(line: &str) -> Option<KmsgRecord> {
     if flags.is_empty() || !flags.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
         return None;
     }
-    let caller = fields.find_map(|f| f.strip_prefix("caller=")).map(str::to_owned);
+    let caller = fields
+        .find_map(|f| f.strip_prefix("caller="))
+        .map(str::to_owned);
     Some(KmsgRecord {
         level: u8::try_from(prio & 7).ok()?,
         facility: prio >> 3,
@@ -270,23 +272,38 @@ pub fn parse_oom_line(msg: &str) -> Option<OomLine> {
             let (message, body) = m.split_once(": Kill process ")?;
             let (pid, comm, rest) = pid_comm(body, ") score ")?;
             let score = rest.strip_suffix(" or sacrifice child")?.parse().ok()?;
-            Some(OomLine::KillCandidate { message: message.to_owned(), pid, comm, score })
+            Some(OomLine::KillCandidate {
+                message: message.to_owned(),
+                pid,
+                comm,
+                score,
+            })
         },
         |m| {
             let (message, body) = m.split_once(": OOM victim ")?;
             let (pid, comm, rest) = pid_comm(body, ") is already exiting. Skip killing the task")?;
-            rest.is_empty()
-                .then(|| OomLine::VictimExiting { message: message.to_owned(), pid, comm })
+            rest.is_empty().then(|| OomLine::VictimExiting {
+                message: message.to_owned(),
+                pid,
+                comm,
+            })
         },
         |m| {
             let memcg = m
                 .strip_prefix("Tasks in ")?
                 .strip_suffix(" are going to be killed due to memory.oom.group set")?;
-            Some(OomLine::GroupKill { memcg: unescape_lossy(memcg) })
+            Some(OomLine::GroupKill {
+                memcg: unescape_lossy(memcg),
+            })
         },
         |m| {
-            let (task, oom) = m.strip_prefix("Task in ")?.split_once(" killed as a result of limit of ")?;
-            Some(OomLine::MemcgLimit { task_memcg: unescape_lossy(task), oom_memcg: unescape_lossy(oom) })
+            let (task, oom) = m
+                .strip_prefix("Task in ")?
+                .split_once(" killed as a result of limit of ")?;
+            Some(OomLine::MemcgLimit {
+                task_memcg: unescape_lossy(task),
+                oom_memcg: unescape_lossy(oom),
+            })
         },
         |m| (m == "Out of memory and no killable processes...").then_some(OomLine::NoKillable),
     ];
@@ -319,9 +336,14 @@ fn parse_kb(text: &str) -> Option<u64> {
 
 fn parse_header(comm: &str, rest: &str) -> Option<OomHeader> {
     let rest = rest.strip_prefix("gfp_mask=")?;
-    let hex_end = rest.find(|c: char| !(c.is_ascii_hexdigit() || c == 'x' || c == 'X')).unwrap_or(rest.len());
+    let hex_end = rest
+        .find(|c: char| !(c.is_ascii_hexdigit() || c == 'x' || c == 'X'))
+        .unwrap_or(rest.len());
     let mask_text = &rest[..hex_end];
-    let gfp_mask = match mask_text.strip_prefix("0x").or_else(|| mask_text.strip_prefix("0X")) {
+    let gfp_mask = match mask_text
+        .strip_prefix("0x")
+        .or_else(|| mask_text.strip_prefix("0X"))
+    {
         Some(hex) => u64::from_str_radix(hex, 16).ok()?,
         None => mask_text.parse().ok()?,
     };
@@ -353,6 +375,15 @@ fn parse_header(comm: &str, rest: &str) -> Option<OomHeader> {
     })
 }
 
+/// The fields of the summary line between `constraint=` and `task=`, each optional, in order.
+const SUMMARY_KEYS: [&str; 6] = [
+    ",nodemask=",
+    ",cpuset=",
+    ",mems_allowed=",
+    ",oom_memcg=",
+    ",global_oom",
+    ",task_memcg=",
+];
 fn parse_summary(body: &str) -> Option<OomSummary> {
     let (rest, uid) = body.rsplit_once(",uid=")?;
     // uid is printed with %d: an unmapped uid shows as -1.
@@ -361,11 +392,10 @@ fn parse_summary(body: &str) -> Option<OomSummary> {
     let pid = parse_u32(pid)?;
     let (context, comm) = rest.rsplit_once(",task=")?;
     let context = context.strip_prefix("constraint=")?;
-    // The fields between constraint and task, each optional but in this order.
-    const KEYS: [&str; 6] = [",nodemask=", ",cpuset=", ",mems_allowed=", ",oom_memcg=", ",global_oom", ",task_memcg="];
+    // The fields between constraint and task, each optional but in this order: SUMMARY_KEYS.
     let mut found: Vec<(usize, usize, usize)> = Vec::new(); // (key index, key start, value start)
     let mut cursor = 0;
-    for (k, key) in KEYS.iter().enumerate() {
+    for (k, key) in SUMMARY_KEYS.iter().enumerate() {
         if let Some(at) = context[cursor..].find(key) {
             let start = cursor + at;
             found.push((k, start, start + key.len()));
@@ -434,7 +464,13 @@ fn parse_killed(message: Option<String>, body: &str) -> Option<KilledProcess> {
 
 fn parse_reaped(body: &str) -> Option<ReapedProcess> {
     let (pid, comm, rest) = pid_comm(body, "), now ")?;
-    let mut r = ReapedProcess { pid, comm, anon_rss_kb: 0, file_rss_kb: 0, shmem_rss_kb: 0 };
+    let mut r = ReapedProcess {
+        pid,
+        comm,
+        anon_rss_kb: 0,
+        file_rss_kb: 0,
+        shmem_rss_kb: 0,
+    };
     let mut seen = 0u8;
     for item in rest.split(", ") {
         let (key, value) = item.split_once(':')?;
@@ -457,7 +493,10 @@ pub fn constraint_name(printed: &str) -> String {
         "CONSTRAINT_CPUSET" => "cpuset".to_owned(),
         "CONSTRAINT_MEMORY_POLICY" => "mempolicy".to_owned(),
         "CONSTRAINT_MEMCG" => "memcg".to_owned(),
-        other => other.strip_prefix("CONSTRAINT_").unwrap_or(other).to_ascii_lowercase(),
+        other => other
+            .strip_prefix("CONSTRAINT_")
+            .unwrap_or(other)
+            .to_ascii_lowercase(),
     }
 }
 
@@ -524,7 +563,10 @@ struct OomContext {
 
 impl OomContext {
     fn is_empty(&self) -> bool {
-        self.header.is_none() && self.summary.is_none() && self.memcg_limit.is_none() && self.candidate.is_none()
+        self.header.is_none()
+            && self.summary.is_none()
+            && self.memcg_limit.is_none()
+            && self.candidate.is_none()
     }
 }
 
@@ -584,7 +626,12 @@ impl OomAssembler {
 
     /// An assembler whose group kills end after `usec` µs without a line of theirs.
     pub fn with_group_window(usec: u64) -> Self {
-        Self { context: OomContext::default(), last_kill: None, group: None, group_window_usec: usec }
+        Self {
+            context: OomContext::default(),
+            last_kill: None,
+            group: None,
+            group_window_usec: usec,
+        }
     }
 
     /// Parses a record's message and feeds it (see [`OomAssembler::push`]).
@@ -599,7 +646,10 @@ impl OomAssembler {
         match line {
             OomLine::Header(header) => {
                 self.end_group();
-                self.context = OomContext { header: Some(header), ..OomContext::default() };
+                self.context = OomContext {
+                    header: Some(header),
+                    ..OomContext::default()
+                };
             }
             OomLine::Summary(summary) => {
                 self.end_group();
@@ -608,7 +658,10 @@ impl OomAssembler {
                 }
                 self.context.summary = Some(summary);
             }
-            OomLine::MemcgLimit { task_memcg, oom_memcg } => {
+            OomLine::MemcgLimit {
+                task_memcg,
+                oom_memcg,
+            } => {
                 self.end_group();
                 if self.context.memcg_limit.is_some() {
                     self.context = OomContext::default();
@@ -624,14 +677,24 @@ impl OomAssembler {
             }
             OomLine::GroupKill { memcg } => {
                 let context = match self.last_kill.take() {
-                    Some((context, ts)) if ts_usec.saturating_sub(ts) <= self.group_window_usec => context,
+                    Some((context, ts)) if ts_usec.saturating_sub(ts) <= self.group_window_usec => {
+                        context
+                    }
                     _ => OomContext::default(),
                 };
                 self.context = OomContext::default();
-                self.group = Some(GroupState { context, memcg, last_ts: ts_usec });
+                self.group = Some(GroupState {
+                    context,
+                    memcg,
+                    last_ts: ts_usec,
+                });
             }
             OomLine::VictimExiting { .. } => {
-                if let Some(group) = self.group.as_mut().filter(|g| ts_usec.saturating_sub(g.last_ts) <= self.group_window_usec) {
+                if let Some(group) = self
+                    .group
+                    .as_mut()
+                    .filter(|g| ts_usec.saturating_sub(g.last_ts) <= self.group_window_usec)
+                {
                     group.last_ts = ts_usec;
                 } else {
                     self.end_group();
@@ -655,7 +718,11 @@ impl OomAssembler {
 
     fn kill(&mut self, seq: u64, ts_usec: u64, k: KilledProcess) -> KmsgKill {
         let window = self.group_window_usec;
-        if let Some(group) = self.group.as_mut().filter(|g| ts_usec.saturating_sub(g.last_ts) <= window) {
+        if let Some(group) = self
+            .group
+            .as_mut()
+            .filter(|g| ts_usec.saturating_sub(g.last_ts) <= window)
+        {
             group.last_ts = ts_usec;
             let mut kill = assemble(seq, ts_usec, k, &group.context);
             kill.oom_group = Some(group.memcg.clone());
@@ -689,10 +756,16 @@ fn assemble(seq: u64, ts_usec: u64, k: KilledProcess, context: &OomContext) -> K
         false
     };
     let (task_memcg, oom_memcg) = if let Some(s) = summary {
-        (same_pid_summary.and_then(|s| s.task_memcg.clone()), s.oom_memcg.clone())
+        (
+            same_pid_summary.and_then(|s| s.task_memcg.clone()),
+            s.oom_memcg.clone(),
+        )
     } else if let Some((task, oom)) = &context.memcg_limit {
         // 4.x: the line is about the chosen process, which may not be the one killed.
-        let same = context.candidate.as_ref().is_none_or(|(_, pid)| *pid == k.pid);
+        let same = context
+            .candidate
+            .as_ref()
+            .is_none_or(|(_, pid)| *pid == k.pid);
         (same.then(|| task.clone()), Some(oom.clone()))
     } else {
         (None, None)
