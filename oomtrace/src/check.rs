@@ -123,6 +123,7 @@ pub fn report() -> Report {
         log_level: log::LevelFilter::Off,
         hooks: HookChoice::default(),
         cgroup_mode: mode,
+        pin: None,
     }) {
         Ok(l) => {
             r.victim_hook = Some(l.victim.name());

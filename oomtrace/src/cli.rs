@@ -38,6 +38,15 @@ pub enum Command {
     /// `run` would use for each role, with the reason each better one cannot be used. Exit 0 when
     /// a victim hook attaches.
     Check(CheckArgs),
+    /// Remove the pins `run` leaves in bpffs (ring, counters, attached hooks): the hooks detach.
+    Cleanup(CleanupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// bpffs directory of the pins.
+    #[arg(long, value_name = "DIR", default_value = crate::pin::DEFAULT_ROOT, env = "OOMTRACE_PIN_DIR")]
+    pub pin_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +103,16 @@ pub enum Source {
 pub struct RunArgs {
     #[command(flatten)]
     pub attach: AttachArgs,
+
+    /// Do not pin: the hooks detach when oomtrace stops, and kills while it is down are not
+    /// delivered later. By default the ring, the counters and the hooks are pinned under
+    /// --pin-dir, so a restarted daemon delivers the kills that happened meanwhile.
+    #[arg(long, env = "OOMTRACE_NO_PIN")]
+    pub no_pin: bool,
+
+    /// bpffs directory for the pins (bpffs is mounted on its parent if needed).
+    #[arg(long, value_name = "DIR", default_value = crate::pin::DEFAULT_ROOT, env = "OOMTRACE_PIN_DIR")]
+    pub pin_dir: PathBuf,
 
     /// Where events go, repeatable (several sinks at once): FORMAT:TARGET with FORMAT `json`
     /// (one object per line, docs/events.md) or `text` (one line per victim for people) and

@@ -30,6 +30,7 @@ use crate::{
     event::{Event, Lost, System},
     kernel::{cgroups, gfp, tracefs},
     loss::Accounting,
+    pin,
     pipeline::{self, Pipeline},
     probes::{self, Attempt},
     sink::{self, Sinks, metrics},
@@ -60,10 +61,12 @@ pub enum Ended {
 enum Input {
     /// The eBPF programs, attached, and their ring.
     Bpf {
-        /// Owns the programs and their links: dropping it detaches.
-        _ebpf: Ebpf,
+        /// Owns the programs and their unpinned links: dropping it detaches those. None when
+        /// reusing pinned programs.
+        _ebpf: Option<Ebpf>,
         ring: AsyncFd<RingBuf<MapData>>,
-        logs: AsyncFd<EbpfLogger<&'static dyn log::Log>>,
+        /// aya-log's reader (None for reused pinned programs: their log lines are not read).
+        logs: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
     },
     /// The kernel log (fallback).
     Kmsg(KmsgSource),
@@ -72,6 +75,8 @@ enum Input {
 /// The attached input and the pipeline it feeds.
 struct Attached {
     input: Input,
+    /// Held while running: no other daemon uses the same pins.
+    _pin_lock: Option<pin::PinLock>,
     pipeline: Pipeline,
     attempts: Vec<Attempt>,
     summary: String,
@@ -131,13 +136,128 @@ fn take_counters(ebpf: &mut Ebpf) -> Option<PerCpuArray<MapData, u64>> {
         .ok()
 }
 
+/// Pins: this build's to reuse, or a directory to pin fresh ones into; None (unpinned) for the
+/// kernel-log source, with --no-pin, without bpffs, or while another daemon holds the pins.
+fn prepare_pins(
+    source: Source,
+    hooks: probes::HookChoice,
+    pin_root: Option<&Path>,
+) -> Option<pin::Prepared> {
+    // Pins: reuse this build's, or load fresh and pin; without bpffs or with another daemon
+    // holding them, run unpinned.
+    let mut prepared = match (source, pin_root) {
+        (Source::Kmsg, _) | (_, None) => None,
+        (_, Some(root)) => match pin::prepare(root) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                log::warn!(
+                    "not pinning ({e}): kills while oomtrace is down will not be delivered later"
+                );
+                None
+            }
+        },
+    };
+    // Forced hooks other than the pinned ones: replace the pins.
+    if let Some(p) = prepared.as_mut()
+        && let Some(r) = &p.reused
+        && !r.matches(hooks)
+    {
+        log::info!(
+            "the pinned hooks ({}) are not the ones asked for: replacing them",
+            r.summary()
+        );
+        p.reused = None;
+        if let Err(e) = std::fs::remove_dir_all(&p.dir).and_then(|()| std::fs::create_dir(&p.dir)) {
+            log::warn!("replacing {}: {e}", p.dir.display());
+        }
+    }
+    prepared
+}
+
+/// A daemon reusing the hooks and ring an earlier daemon of this build pinned.
+fn attach_pinned(
+    r: pin::Reused,
+    dir: &Path,
+    lock: Option<pin::PinLock>,
+    pipeline: Pipeline,
+) -> anyhow::Result<Attached> {
+    let summary = r.summary();
+    log::info!(
+        "reusing the pinned hooks and ring in {}: {summary}",
+        dir.display()
+    );
+    // SAFETY: the ring owns its map fd for as long as it lives.
+    let ring = unsafe { AsyncFd::register_with_interest(r.ring, Interest::READABLE) }
+        .map_err(|e| anyhow::anyhow!("registering the pinned ring buffer: {e}"))?;
+    let attempts = r
+        .links
+        .iter()
+        .filter_map(|l| {
+            let (role, hook) = l.split_once('-')?;
+            let role = match role {
+                "victim" => "victim",
+                "context" => "context",
+                _ => return None,
+            };
+            Some(Attempt {
+                role,
+                hook: probes::hook_static(hook)?,
+                error: None,
+            })
+        })
+        .collect();
+    Ok(Attached {
+        input: Input::Bpf {
+            _ebpf: None,
+            ring,
+            logs: None,
+        },
+        _pin_lock: lock,
+        pipeline,
+        attempts,
+        summary,
+        acct: Accounting::shared(r.counters),
+    })
+}
+
+#[expect(
+    clippy::too_many_lines,
+    reason = "one start-up sequence: pins, then BPF or the kernel log, then the pipeline"
+)]
 fn attach(
     a: &AttachArgs,
     settings: &Settings,
     sinks: Sinks,
     log_level: log::LevelFilter,
+    pin_root: Option<&Path>,
 ) -> anyhow::Result<Attached> {
     let mode = cgroups::detect(Path::new("/"));
+    let prepared = prepare_pins(a.source, settings.hooks, pin_root);
+    let make_pipeline = |gfp, context_hook, sinks| {
+        Pipeline::new(
+            pipeline::node_name(),
+            System::read(),
+            gfp,
+            context_hook,
+            Enricher::new(&a.host_root),
+            sinks,
+        )
+        .with_memory_mount(cgroups::memory_mount(Path::new("/"), mode))
+    };
+    if let Some(pin::Prepared {
+        lock,
+        dir,
+        reused: Some(r),
+    }) = prepared
+    {
+        let pipeline = make_pipeline(
+            gfp::load(Path::new(tracefs::TRACEFS)),
+            r.links.iter().any(|l| l.starts_with("context-")),
+            sinks,
+        );
+        return attach_pinned(r, &dir, Some(lock), pipeline);
+    }
+    let pin_dir = prepared.as_ref().map(|p| p.dir.clone());
     let load_bpf = || -> anyhow::Result<(std::path::PathBuf, probes::Loaded)> {
         let tracefs = tracefs::ensure_mounted()?;
         let loaded = probes::load(&probes::LoadOptions {
@@ -146,6 +266,7 @@ fn attach(
             log_level,
             hooks: settings.hooks,
             cgroup_mode: mode,
+            pin: pin_dir.as_deref(),
         })?;
         Ok((tracefs, loaded))
     };
@@ -182,6 +303,7 @@ fn attach(
         );
         return Ok(Attached {
             input: Input::Kmsg(src),
+            _pin_lock: None,
             pipeline: make_pipeline(gfp::load(Path::new(tracefs::TRACEFS)), false, sinks),
             attempts: vec![Attempt {
                 role: "victim",
@@ -208,10 +330,11 @@ fn attach(
         .map_err(|e| anyhow::anyhow!("registering the log ring: {e}"))?;
     Ok(Attached {
         input: Input::Bpf {
-            _ebpf: loaded.ebpf,
+            _ebpf: Some(loaded.ebpf),
             ring,
-            logs,
+            logs: Some(logs),
         },
+        _pin_lock: prepared.map(|p| p.lock),
         pipeline: make_pipeline(gfp::load(&tracefs), context_hook, sinks),
         attempts: loaded.attempts,
         summary,
@@ -249,7 +372,7 @@ async fn pump(
                     guard.clear_ready();
                     account(pipeline, acct);
                 }
-                guard = logs.readable_mut() => {
+                guard = async { match logs.as_mut() { Some(l) => l.readable_mut().await, None => std::future::pending().await } } => {
                     let mut guard = guard.context("waiting on the log ring")?;
                     guard.get_inner_mut().flush();
                     guard.clear_ready();
@@ -284,7 +407,9 @@ async fn pump(
             }
         }
         account(pipeline, acct);
-        logs.get_mut().flush();
+        if let Some(l) = logs {
+            l.get_mut().flush();
+        }
     }
     let s = pipeline.stats;
     log::info!(
@@ -337,7 +462,8 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     let sinks = open_sinks(&settings.outputs)?;
     let listener = settings.metrics.map(|m| bind(m.addr)).transpose()?;
 
-    let mut t = attach(&args.attach, &settings, sinks, log_level)?;
+    let pin_root = (!args.no_pin).then_some(args.pin_dir.as_path());
+    let mut t = attach(&args.attach, &settings, sinks, log_level, pin_root)?;
     let mut server = None;
     if let (Some(m), Some(listener)) = (settings.metrics, listener) {
         let (registry, msink) = metrics::build(m.max_series, &t.attempts, t.acct.clone());
@@ -429,7 +555,8 @@ pub async fn trace(args: &TraceArgs, log_level: log::LevelFilter) -> anyhow::Res
         pid: args.pid,
     };
     // The pipeline's own sinks stay empty: only matching events are written.
-    let mut t = attach(&args.attach, &settings, Sinks::default(), log_level)?;
+    // Ad-hoc tracing never pins: nothing stays attached after it.
+    let mut t = attach(&args.attach, &settings, Sinks::default(), log_level, None)?;
     if let Some(d) = args.duration {
         let stop = stop.clone();
         tokio::spawn(async move {

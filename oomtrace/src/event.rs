@@ -37,6 +37,10 @@ pub struct Event {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom: Option<Oom>,
     pub flags: Flags,
+    /// Present (true) when the kill happened before this daemon started: it waited in the pinned
+    /// ring while no daemon ran.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub delivered_late: bool,
     /// Whose it was: `container`, `pod`, `systemd_unit`, from the victim's cgroup path and the
     /// node's files (filled by the enrich stage; absent parts omitted).
     #[serde(flatten)]
@@ -409,6 +413,7 @@ impl Event {
             trigger,
             oom: ctx.map(|c| Oom::from_context(c, sys, gfp)),
             flags,
+            delivered_late: false,
             owner: crate::enrich::Attribution::default(),
             limit: None,
         }

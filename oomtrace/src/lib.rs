@@ -16,6 +16,7 @@ pub mod event;
 pub mod http;
 pub mod kernel;
 pub mod loss;
+pub mod pin;
 pub mod pipeline;
 pub mod probes;
 pub mod sink;

@@ -39,6 +39,8 @@ pub struct Pipeline {
     memory_mount: Option<std::path::PathBuf>,
     pub sinks: Sinks,
     pub stats: Stats,
+    /// CLOCK_BOOTTIME when this pipeline started: older records waited in a pinned ring.
+    started_boot_ns: u64,
 }
 
 impl Pipeline {
@@ -61,6 +63,7 @@ impl Pipeline {
             memory_mount: None,
             sinks,
             stats: Stats::default(),
+            started_boot_ns: crate::clock::boot_ns_now(),
         }
     }
 
@@ -132,6 +135,7 @@ impl Pipeline {
                     &self.gfp,
                     &self.node,
                 );
+                ev.delivered_late = ev.boot_ns < self.started_boot_ns;
                 self.enrich(&mut ev);
                 self.sinks.emit(&ev);
                 Some(ev)

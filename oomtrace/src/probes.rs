@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{MapData, RingBuf},
-    programs::{BtfTracePoint, FEntry, FExit, KProbe, RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, FEntry, FExit, KProbe, RawTracePoint, TracePoint, links::FdLink},
 };
 use aya_log::EbpfLogger;
 use oomtrace_common::KernelOffsets;
@@ -136,6 +136,8 @@ pub struct LoadOptions<'a> {
     pub log_level: log::LevelFilter,
     pub hooks: HookChoice,
     pub cgroup_mode: CgroupMode,
+    /// Pin the ring, the counters and the links here (`pin.rs`), so they outlive this process.
+    pub pin: Option<&'a Path>,
 }
 
 pub struct Loaded {
@@ -260,7 +262,7 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
         .map_or_else(|| VictimHook::ALL.to_vec(), |h| vec![h]);
     let mut victim = None;
     for h in victims {
-        let r = attach_victim(&mut ebpf, h, &facts, &offsets);
+        let r = attach_victim(&mut ebpf, h, &facts, &offsets, opts.pin);
         attempts.push(Attempt {
             role: "victim",
             hook: h.name(),
@@ -282,7 +284,7 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     };
     let mut context = None;
     for h in contexts {
-        let r = attach_context(&mut ebpf, h, &facts, &offsets);
+        let r = attach_context(&mut ebpf, h, &facts, &offsets, opts.pin);
         attempts.push(Attempt {
             role: "context",
             hook: h.name(),
@@ -304,6 +306,9 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
             why.join("; ")
         );
     }
+    if let Some(dir) = opts.pin {
+        pin_maps(&ebpf, dir);
+    }
     Ok(Loaded {
         ebpf,
         logger,
@@ -314,11 +319,55 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     })
 }
 
+/// Pins the ring and the counters (`events`, `counters`) in `dir`.
+fn pin_maps(ebpf: &Ebpf, dir: &Path) {
+    for name in ["EVENTS", "COUNTERS"] {
+        if let Some(m) = ebpf.map(name)
+            && let Err(e) = m.pin(dir.join(name.to_ascii_lowercase()))
+        {
+            log::warn!("pinning map {name} in {}: {e}", dir.display());
+        }
+    }
+}
+
+/// With a pin directory: takes the link out of its program (so dropping the program does not
+/// detach it) and pins it as `link-<name>`, so the hook outlives this process. `fd_based`: the
+/// link is a BPF link (always for tp_btf, raw tracepoints, fentry/fexit; for tracepoints and
+/// kprobes only where the kernel has perf links, 5.15+) — other links cannot be pinned and stay
+/// with the program.
+fn keep(
+    pin: Option<&Path>,
+    name: &str,
+    fd_based: bool,
+    take: impl FnOnce() -> Result<FdLink, String>,
+) {
+    let Some(dir) = pin else { return };
+    if !fd_based {
+        log::warn!(
+            "{name}: this kernel has no BPF perf links, the hook cannot be pinned (it detaches when oomtrace stops)"
+        );
+        return;
+    }
+    match take() {
+        Ok(link) => {
+            let path = dir.join(format!("link-{name}"));
+            if let Err(e) = link.pin(&path) {
+                log::error!(
+                    "pinning {}: {e}: the hook is detached; restart with --no-pin",
+                    path.display()
+                );
+            }
+        }
+        Err(e) => log::error!("{name}: taking the link to pin it: {e}"),
+    }
+}
+
 fn attach_victim(
     ebpf: &mut Ebpf,
     h: VictimHook,
     facts: &KernelFacts,
     o: &KernelOffsets,
+    pin: Option<&Path>,
 ) -> Result<(), String> {
     let need_task = || -> Result<(), String> {
         if let Some(e) = &facts.btf_error {
@@ -338,18 +387,34 @@ fn attach_victim(
             let btf = facts.btf.as_ref().ok_or("needs kernel BTF")?;
             let p: &mut BtfTracePoint = prog(ebpf, "mark_victim_btf")?;
             p.load("mark_victim", btf).map_err(chain)?;
-            p.attach().map_err(chain)?;
+            let id = p.attach().map_err(chain)?;
+            keep(pin, "victim-tp_btf", true, || {
+                p.take_link(id).map_err(chain).map(FdLink::from)
+            });
         }
         VictimHook::RawTracepoint => {
             need_task()?;
             let p: &mut RawTracePoint = prog(ebpf, "mark_victim_raw")?;
             p.load().map_err(chain)?;
-            p.attach("mark_victim").map_err(chain)?;
+            let id = p.attach("mark_victim").map_err(chain)?;
+            keep(pin, "victim-raw_tracepoint", true, || {
+                p.take_link(id).map_err(chain).map(FdLink::from)
+            });
         }
         VictimHook::Tracepoint => {
             let p: &mut TracePoint = prog(ebpf, "mark_victim_tp")?;
             p.load().map_err(chain)?;
-            p.attach("oom", "mark_victim").map_err(chain)?;
+            let id = p.attach("oom", "mark_victim").map_err(chain)?;
+            keep(
+                pin,
+                "victim-tracepoint",
+                aya::features().bpf_perf_link(),
+                || {
+                    p.take_link(id)
+                        .map_err(chain)
+                        .and_then(|l| FdLink::try_from(l).map_err(chain))
+                },
+            );
         }
     }
     Ok(())
@@ -360,6 +425,7 @@ fn attach_context(
     h: ContextHook,
     facts: &KernelFacts,
     o: &KernelOffsets,
+    pin: Option<&Path>,
 ) -> Result<(), String> {
     if o.oc_memcg == oomtrace_common::ABSENT {
         return Err(match &facts.btf_error {
@@ -375,12 +441,19 @@ fn attach_context(
             }
             let p: &mut FEntry = prog(ebpf, "oom_kill_process_fentry")?;
             p.load("oom_kill_process", btf).map_err(chain)?;
-            p.attach().map_err(chain)?;
+            let id = p.attach().map_err(chain)?;
+            keep(pin, "context-fentry", true, || {
+                p.take_link(id).map_err(chain).map(FdLink::from)
+            });
             // The return hook only ends the join window; without it, a 5 s age limit does.
             let r: Result<(), String> = (|| {
                 let x: &mut FExit = prog(ebpf, "oom_kill_process_fexit")?;
                 x.load("oom_kill_process", btf).map_err(chain)?;
-                x.attach().map(|_| ()).map_err(chain)
+                let id = x.attach().map_err(chain)?;
+                keep(pin, "return-fexit", true, || {
+                    x.take_link(id).map_err(chain).map(FdLink::from)
+                });
+                Ok(())
             })();
             if let Err(e) = r {
                 log::warn!("fexit on oom_kill_process: {e}");
@@ -397,11 +470,32 @@ fn attach_context(
             }
             let p: &mut KProbe = prog(ebpf, "oom_kill_process_kprobe")?;
             p.load().map_err(chain)?;
-            p.attach("oom_kill_process", 0).map_err(chain)?;
+            let id = p.attach("oom_kill_process", 0).map_err(chain)?;
+            keep(
+                pin,
+                "context-kprobe",
+                aya::features().bpf_perf_link(),
+                || {
+                    p.take_link(id)
+                        .map_err(chain)
+                        .and_then(|l| FdLink::try_from(l).map_err(chain))
+                },
+            );
             let r: Result<(), String> = (|| {
                 let x: &mut KProbe = prog(ebpf, "oom_kill_process_kretprobe")?;
                 x.load().map_err(chain)?;
-                x.attach("oom_kill_process", 0).map(|_| ()).map_err(chain)
+                let id = x.attach("oom_kill_process", 0).map_err(chain)?;
+                keep(
+                    pin,
+                    "return-kretprobe",
+                    aya::features().bpf_perf_link(),
+                    || {
+                        x.take_link(id)
+                            .map_err(chain)
+                            .and_then(|l| FdLink::try_from(l).map_err(chain))
+                    },
+                );
+                Ok(())
             })();
             if let Err(e) = r {
                 log::warn!("kretprobe on oom_kill_process: {e}");
@@ -419,6 +513,15 @@ where
         .program_mut(name)
         .ok_or_else(|| format!("program {name} missing from the object"))?;
     p.try_into().map_err(chain)
+}
+
+/// The static name of a hook (`tp_btf`, `kprobe`, ...), for pinned links read back by name.
+pub fn hook_static(name: &str) -> Option<&'static str> {
+    VictimHook::ALL
+        .iter()
+        .map(|h| h.name())
+        .chain(ContextHook::ALL.iter().map(|h| h.name()))
+        .find(|n| *n == name)
 }
 
 fn kallsyms_has(sym: &str) -> bool {

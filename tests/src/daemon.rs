@@ -37,6 +37,10 @@ impl Daemon {
             }
             None => Command::new(crate::oomtrace_bin()),
         };
+        // Tests do not leave pinned hooks behind, unless a test is about pinning (--pin-dir).
+        if !args.contains(&"--pin-dir") {
+            cmd.env("OOMTRACE_NO_PIN", "1");
+        }
         let mut child = cmd
             .args(args)
             .stdin(Stdio::null())
@@ -203,6 +207,7 @@ pub fn run_to_exit(
 ) -> (std::process::ExitStatus, String, String) {
     let mut child = Command::new(crate::oomtrace_bin())
         .args(args)
+        .env("OOMTRACE_NO_PIN", "1")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -59,7 +59,8 @@ start_oomtrace() {
   fi
   info oomtrace_args "run $*"
   t0=$(uptime_s)
-  "$OOMTRACE" run "$@" >"$OT_OUT" 2>"$OT_ERR" &
+  # Each scenario forces its own hooks: no pinned hooks carried from one to the next.
+  "$OOMTRACE" run --no-pin "$@" >"$OT_OUT" 2>"$OT_ERR" &
   OT_PID=$!
   i=0
   while [ $i -lt $((READY_TIMEOUT * 10)) ]; do

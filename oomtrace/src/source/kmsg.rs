@@ -144,6 +144,7 @@ pub fn event(k: &KmsgKill, sys: &System, gfp: &GfpTable, node: &str) -> Event {
         },
         oom,
         limit: None,
+        delivered_late: false,
         owner: Attribution::default(),
     }
 }

@@ -1,0 +1,122 @@
+//! Restart without loss (issue 7): with pinning, kills that happen while no daemon runs wait in
+//! the pinned ring and are delivered by the next daemon, flagged late, none twice; a second daemon
+//! never shares the pins; `--no-pin` leaves nothing in bpffs; `oomtrace cleanup` removes pins.
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use oomtrace_tests::{cgroup::MemCgroup, daemon::Daemon, oomtrace_bin, require_root, unique};
+
+/// A pin root of this test, removed (hooks detached) on drop.
+struct Pins(PathBuf);
+
+impl Pins {
+    fn new() -> Self {
+        Self(PathBuf::from(format!(
+            "/sys/fs/bpf/{}",
+            unique("oomtrace-test")
+        )))
+    }
+    fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8")
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = Command::new(oomtrace_bin())
+            .args(["cleanup", "--pin-dir", self.arg()])
+            .output();
+    }
+}
+
+fn pin_sets(p: &Pins) -> Vec<PathBuf> {
+    std::fs::read_dir(&p.0)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn kills_during_a_restart_are_delivered_late() {
+    if !require_root() {
+        return;
+    }
+    let pins = Pins::new();
+    let mut first = Daemon::start(&["run", "--pin-dir", pins.arg()]);
+    first.stop();
+    let sets = pin_sets(&pins);
+    assert_eq!(sets.len(), 1, "one pin set: {sets:?}");
+    assert!(
+        sets[0].join("events").exists() && sets[0].join("link-victim-tp_btf").exists(),
+        "{sets:?}"
+    );
+
+    // No daemon runs: five kills.
+    let cg = MemCgroup::create(&unique("oomtrace-restart"), Some(64 << 20));
+    let pids: Vec<u32> = (0..5)
+        .map(|_| {
+            let mut h = cg.spawn_hog(&[]);
+            let pid = h.pid();
+            h.expect_oom_killed(Duration::from_mins(1));
+            pid
+        })
+        .collect();
+
+    let mut second = Daemon::start(&["run", "--pin-dir", pins.arg()]);
+    assert!(
+        second.stderr_text().contains("reusing the pinned hooks"),
+        "{}",
+        second.stderr_text()
+    );
+    let ours = |v: &serde_json::Value| pids.iter().any(|p| v["victim"]["pid"] == *p);
+    second.wait_events(5, Duration::from_secs(5), ours);
+    // A second daemon at the same time does not share the pins: it runs unpinned.
+    let mut third = Daemon::start(&["run", "--pin-dir", pins.arg()]);
+    assert!(
+        third
+            .stderr_text()
+            .contains("another oomtrace holds the pins"),
+        "{}",
+        third.stderr_text()
+    );
+    third.stop();
+    second.settle(Duration::from_millis(300));
+    let got = second.events(ours);
+    assert_eq!(
+        got.len(),
+        5,
+        "five events, none twice: {:?}",
+        got.iter()
+            .map(|(_, v)| &v["victim"]["pid"])
+            .collect::<Vec<_>>()
+    );
+    for (_, v) in &got {
+        assert_eq!(v["delivered_late"], true, "{v}");
+        assert_eq!(v["victim"]["cgroup"]["path"], cg.path.as_str());
+    }
+    // A kill while the second daemon runs is not late.
+    let mut h = cg.spawn_hog(&[]);
+    let live = h.pid();
+    h.expect_oom_killed(Duration::from_mins(1));
+    let (_, v) = second.victim(live, Duration::from_secs(5));
+    assert!(v.get("delivered_late").is_none(), "{v}");
+    second.stop();
+
+    let out = Command::new(oomtrace_bin())
+        .args(["cleanup", "--pin-dir", pins.arg()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 pin set"));
+    assert!(!pins.0.exists(), "cleanup removes the pins");
+}
+
+#[test]
+fn no_pin_leaves_nothing_in_bpffs() {
+    if !require_root() {
+        return;
+    }
+    let pins = Pins::new();
+    let mut d = Daemon::start(&["run", "--no-pin", "--pin-dir", pins.arg()]);
+    d.stop();
+    assert!(!pins.0.exists(), "nothing pinned with --no-pin");
+}
