@@ -39,7 +39,7 @@ impl Daemon {
         };
         // Tests do not leave pinned hooks behind, unless a test is about pinning (--pin-dir).
         if !args.contains(&"--pin-dir") {
-            cmd.env("OOMTRACE_NO_PIN", "1");
+            cmd.env("OOMTRACE_NO_PIN", "true");
         }
         let mut child = cmd
             .args(args)
@@ -207,7 +207,7 @@ pub fn run_to_exit(
 ) -> (std::process::ExitStatus, String, String) {
     let mut child = Command::new(crate::oomtrace_bin())
         .args(args)
-        .env("OOMTRACE_NO_PIN", "1")
+        .env("OOMTRACE_NO_PIN", "true")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -58,7 +58,7 @@ fn stdout_closed_mid_run_keeps_tracing() {
     let addr = format!("127.0.0.1:{}", prom::free_port());
     let bin = oomtrace_bin();
     let mut sh = Command::new("sh")
-        .env("OOMTRACE_NO_PIN", "1")
+        .env("OOMTRACE_NO_PIN", "true")
         .args([
             "-c",
             "\"$0\" run --metrics-addr \"$1\" | head -n 1",
