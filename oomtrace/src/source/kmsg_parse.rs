@@ -794,6 +794,11 @@ fn assemble(seq: u64, ts_usec: u64, k: KilledProcess, context: &OomContext) -> K
     }
 }
 
+/// The tests kept next to this file (`kmsg_parse/tests.rs`, added with the kmsg source).
+#[cfg(test)]
+#[path = "kmsg_parse/tests.rs"]
+mod log_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
