@@ -3,6 +3,7 @@
 //! Each task lives in its own module; this file only dispatches.
 
 mod docs;
+mod fuzz;
 mod vm;
 
 use std::path::PathBuf;
@@ -18,6 +19,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Run every cargo-fuzz target in fuzz/ for a bounded time (needs rustup nightly; installs
+    /// cargo-fuzz when missing). Fails on the first crash.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Generate the man pages (oomtrace.1 and one per subcommand) from the CLI definitions.
     Man {
         /// Output directory.
@@ -37,6 +48,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.task {
+        Task::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()),
         Task::Man { out } => docs::man(&out),
         Task::Completions { out } => docs::completions(&out),
         Task::VmTest(args) => vm::run(&args),
