@@ -1,6 +1,6 @@
 //! Restart without loss (issue 7): with pinning, kills that happen while no daemon runs wait in
 //! the pinned ring and are delivered by the next daemon, flagged late, none twice; a second daemon
-//! never shares the pins; `--no-pin` leaves nothing in bpffs; `oomtrace cleanup` removes pins.
+//! never shares the pin_root; `--no-pin` leaves nothing in bpffs; `oomtrace cleanup` removes pin_root.
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
@@ -40,10 +40,10 @@ fn kills_during_a_restart_are_delivered_late() {
     if !require_root() {
         return;
     }
-    let pins = Pins::new();
-    let mut first = Daemon::start(&["run", "--pin-dir", pins.arg()]);
+    let pin_root = Pins::new();
+    let mut first = Daemon::start(&["run", "--pin-dir", pin_root.arg()]);
     first.stop();
-    let sets = pin_sets(&pins);
+    let sets = pin_sets(&pin_root);
     assert_eq!(sets.len(), 1, "one pin set: {sets:?}");
     assert!(
         sets[0].join("events").exists() && sets[0].join("link-victim-tp_btf").exists(),
@@ -61,7 +61,7 @@ fn kills_during_a_restart_are_delivered_late() {
         })
         .collect();
 
-    let mut second = Daemon::start(&["run", "--pin-dir", pins.arg()]);
+    let mut second = Daemon::start(&["run", "--pin-dir", pin_root.arg()]);
     assert!(
         second.stderr_text().contains("reusing the pinned hooks"),
         "{}",
@@ -69,12 +69,12 @@ fn kills_during_a_restart_are_delivered_late() {
     );
     let ours = |v: &serde_json::Value| pids.iter().any(|p| v["victim"]["pid"] == *p);
     second.wait_events(5, Duration::from_secs(5), ours);
-    // A second daemon at the same time does not share the pins: it runs unpinned.
-    let mut third = Daemon::start(&["run", "--pin-dir", pins.arg()]);
+    // A second daemon at the same time does not share the pin_root: it runs unpinned.
+    let mut third = Daemon::start(&["run", "--pin-dir", pin_root.arg()]);
     assert!(
         third
             .stderr_text()
-            .contains("another oomtrace holds the pins"),
+            .contains("another oomtrace holds the pin_root"),
         "{}",
         third.stderr_text()
     );
@@ -102,12 +102,12 @@ fn kills_during_a_restart_are_delivered_late() {
     second.stop();
 
     let out = Command::new(oomtrace_bin())
-        .args(["cleanup", "--pin-dir", pins.arg()])
+        .args(["cleanup", "--pin-dir", pin_root.arg()])
         .output()
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 pin set"));
-    assert!(!pins.0.exists(), "cleanup removes the pins");
+    assert!(!pin_root.0.exists(), "cleanup removes the pin_root");
 }
 
 #[test]
@@ -115,8 +115,8 @@ fn no_pin_leaves_nothing_in_bpffs() {
     if !require_root() {
         return;
     }
-    let pins = Pins::new();
-    let mut d = Daemon::start(&["run", "--no-pin", "--pin-dir", pins.arg()]);
+    let pin_root = Pins::new();
+    let mut d = Daemon::start(&["run", "--no-pin", "--pin-dir", pin_root.arg()]);
     d.stop();
-    assert!(!pins.0.exists(), "nothing pinned with --no-pin");
+    assert!(!pin_root.0.exists(), "nothing pinned with --no-pin");
 }
