@@ -74,7 +74,7 @@ fn kills_during_a_restart_are_delivered_late() {
     assert!(
         third
             .stderr_text()
-            .contains("another oomtrace holds the pin_root"),
+            .contains("another oomtrace holds the pins"),
         "{}",
         third.stderr_text()
     );
