@@ -1,6 +1,6 @@
 //! Restart without loss (issue 7): with pinning, kills that happen while no daemon runs wait in
 //! the pinned ring and are delivered by the next daemon, flagged late, none twice; a second daemon
-//! never shares the pin_root; `--no-pin` leaves nothing in bpffs; `oomtrace cleanup` removes pin_root.
+//! never shares the pins; `--no-pin` leaves nothing in bpffs; `oomtrace cleanup` removes pins.
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
@@ -69,7 +69,7 @@ fn kills_during_a_restart_are_delivered_late() {
     );
     let ours = |v: &serde_json::Value| pids.iter().any(|p| v["victim"]["pid"] == *p);
     second.wait_events(5, Duration::from_secs(5), ours);
-    // A second daemon at the same time does not share the pin_root: it runs unpinned.
+    // A second daemon at the same time does not share the pins: it runs unpinned.
     let mut third = Daemon::start(&["run", "--pin-dir", pin_root.arg()]);
     assert!(
         third
@@ -107,7 +107,7 @@ fn kills_during_a_restart_are_delivered_late() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("removed 1 pin set"));
-    assert!(!pin_root.0.exists(), "cleanup removes the pin_root");
+    assert!(!pin_root.0.exists(), "cleanup removes the pins");
 }
 
 #[test]
