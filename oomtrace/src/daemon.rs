@@ -102,6 +102,16 @@ fn account(pipeline: &mut Pipeline, acct: &Mutex<Accounting>) {
             let rec = Lost::new(pipeline.node(), lost, a.lost_total);
             pipeline.sinks.lost(&rec);
         }
+        for path in std::mem::take(&mut pipeline.recent_cgroups) {
+            let missing = pipeline
+                .memory_mount()
+                .map_or(0, |m| a.saw_victim_in(m, &path));
+            if missing > 0 {
+                log::warn!(
+                    "{missing} OOM kills counted in memory cgroup {path} (its oom_kill counter) have no event"
+                );
+            }
+        }
         let unexplained = a.reconcile();
         if unexplained > 0 {
             log::warn!(

@@ -10,7 +10,7 @@
 //! second time with its group and counted twice while `mark_victim` fires once (seen on 6.1, see
 //! docs/kernel.md); each group-kill OOM therefore allows one kernel kill more than delivered.
 
-use std::path::PathBuf;
+use std::{collections::HashMap, path::PathBuf};
 
 use aya::maps::{MapData, PerCpuArray};
 use oomtrace_common::counter;
@@ -48,7 +48,22 @@ pub struct Accounting {
     pub unexplained_total: u64,
     /// The last check's (kernel count, deficit), to confirm a deficit on the next check.
     pending: Option<(u64, u64)>,
+    /// Per memory cgroup: (kernel `oom_kill` and our delivered count when first seen, kills
+    /// already reported missing).
+    cgroups: HashMap<String, CgroupTally>,
 }
+
+/// Per-cgroup reconciliation state.
+#[derive(Debug, Clone, Copy, Default)]
+struct CgroupTally {
+    kernel_base: u64,
+    delivered: u64,
+    reported: u64,
+}
+
+/// Cgroups tracked at once (oldest dropped first is not needed: a node has few OOMing cgroups;
+/// past this, new ones are simply not tracked).
+const CGROUPS_TRACKED: usize = 4096;
 
 impl Accounting {
     /// `counters`: the BPF `COUNTERS` map (None: loss is not measurable, e.g. kmsg source).
@@ -73,6 +88,7 @@ impl Accounting {
             lost_total: 0,
             unexplained_total: 0,
             pending: None,
+            cgroups: HashMap::new(),
         };
         a.kernel_base = a.kernel_kills();
         // Losses from before this daemon (a pinned ring that overflowed while no one read it)
@@ -119,6 +135,42 @@ impl Accounting {
             }
             _ => 0,
         }
+    }
+
+    /// Per-cgroup check, for the memory cgroup of a victim just delivered (not for group kills,
+    /// which the kernel may count twice): compares the cgroup's own `oom_kill` since we first saw
+    /// it with the victims we delivered from it. Returns kills newly found missing there. A
+    /// cgroup that is gone is skipped.
+    pub fn saw_victim_in(&mut self, mount: &std::path::Path, path: &str) -> u64 {
+        let Some(now) = crate::kernel::cgroups::oom_kill_count(mount, path) else {
+            self.cgroups.remove(path);
+            return 0;
+        };
+        if !self.cgroups.contains_key(path) {
+            if self.cgroups.len() >= CGROUPS_TRACKED {
+                return 0;
+            }
+            // First sight: this victim is one of the kernel's count.
+            self.cgroups.insert(
+                path.to_string(),
+                CgroupTally {
+                    kernel_base: now.saturating_sub(1),
+                    delivered: 0,
+                    reported: 0,
+                },
+            );
+        }
+        let t = self.cgroups.get_mut(path).expect("inserted above");
+        t.delivered += 1;
+        let missing = now
+            .saturating_sub(t.kernel_base)
+            .saturating_sub(t.delivered);
+        if missing > t.reported {
+            let new = missing - t.reported;
+            t.reported = missing;
+            return new;
+        }
+        0
     }
 
     /// Kernel OOM kills newly found unexplained (after each drain and at scrape time).
@@ -198,6 +250,32 @@ mod tests {
         a.group_kill_ooms = 1;
         a.reconcile();
         assert_eq!(a.reconcile(), 0);
+    }
+
+    #[test]
+    fn per_cgroup_counts() {
+        let d = tempfile::tempdir().unwrap();
+        let cg = d.path().join("x");
+        std::fs::create_dir(&cg).unwrap();
+        let set = |n: u64| {
+            std::fs::write(
+                cg.join("memory.events"),
+                format!("low 0\noom 9\noom_kill {n}\n"),
+            )
+            .unwrap();
+        };
+        let mut a = Accounting::with_vmstat(None, "/nonexistent".into());
+        set(3); // two kills before we started, and this one
+        assert_eq!(a.saw_victim_in(d.path(), "/x"), 0);
+        set(4);
+        assert_eq!(a.saw_victim_in(d.path(), "/x"), 0);
+        // The kernel counted two more, we delivered one: one missing, reported once.
+        set(6);
+        assert_eq!(a.saw_victim_in(d.path(), "/x"), 1);
+        set(7);
+        assert_eq!(a.saw_victim_in(d.path(), "/x"), 0);
+        // Gone: skipped.
+        assert_eq!(a.saw_victim_in(d.path(), "/gone"), 0);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct Pipeline {
     pub stats: Stats,
     /// CLOCK_BOOTTIME when this pipeline started: older records waited in a pinned ring.
     started_boot_ns: u64,
+    /// Memory cgroups of the victims delivered since the last drain (not group kills), for
+    /// per-cgroup reconciliation.
+    pub recent_cgroups: Vec<String>,
 }
 
 impl Pipeline {
@@ -64,6 +67,7 @@ impl Pipeline {
             sinks,
             stats: Stats::default(),
             started_boot_ns: crate::clock::boot_ns_now(),
+            recent_cgroups: Vec::new(),
         }
     }
 
@@ -73,6 +77,10 @@ impl Pipeline {
     pub fn with_memory_mount(mut self, mount: Option<std::path::PathBuf>) -> Self {
         self.memory_mount = mount;
         self
+    }
+
+    pub fn memory_mount(&self) -> Option<&std::path::Path> {
+        self.memory_mount.as_deref()
     }
 
     pub fn node(&self) -> &str {
@@ -136,6 +144,11 @@ impl Pipeline {
                     &self.node,
                 );
                 ev.delivered_late = ev.boot_ns < self.started_boot_ns;
+                if !ev.flags.group_kill
+                    && let Some(cg) = &ev.victim.cgroup
+                {
+                    self.recent_cgroups.push(cg.path.clone());
+                }
                 self.enrich(&mut ev);
                 self.sinks.emit(&ev);
                 Some(ev)

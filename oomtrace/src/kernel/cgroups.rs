@@ -69,6 +69,17 @@ pub fn memory_mount(root: &Path, mode: CgroupMode) -> Option<std::path::PathBuf>
     }
 }
 
+/// The kernel's own count of OOM kills in a memory cgroup: `oom_kill` of v2 `memory.events` or
+/// v1 `memory.oom_control`. None when the cgroup is gone.
+pub fn oom_kill_count(mount: &Path, path: &str) -> Option<u64> {
+    let dir = mount.join(path.trim_start_matches('/'));
+    let text = std::fs::read_to_string(dir.join("memory.events"))
+        .or_else(|_| std::fs::read_to_string(dir.join("memory.oom_control")))
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
 /// Limits at or above this are "no limit" (v1 writes PAGE_COUNTER_MAX × PAGE_SIZE, about 2^63).
 const UNLIMITED: u64 = 1 << 62;
 
