@@ -150,9 +150,13 @@ impl Daemon {
 
     /// SIGTERM, wait for exit (it must exit 0), collect the remaining output.
     pub fn stop(&mut self) {
+        self.signal(libc::SIGTERM);
+        self.stop_signalled();
+    }
+
+    /// Waits for a daemon already sent SIGTERM to exit (it must exit 0), collects its output.
+    pub fn stop_signalled(&mut self) {
         let mut child = self.child.take().expect("running");
-        // SAFETY: plain kill(2).
-        unsafe { libc::kill(i32::try_from(child.id()).expect("pid"), libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);
         let st = loop {
             if let Some(st) = child.try_wait().expect("try_wait") {

@@ -99,7 +99,10 @@ fn storm_of_200_kills_loses_nothing() {
         Some(0.0),
         "{text}"
     );
-    assert!(!d.stderr_text().contains("have no event"), "no unexplained kills, node-wide or per cgroup");
+    assert!(
+        !d.stderr_text().contains("have no event"),
+        "no unexplained kills, node-wide or per cgroup"
+    );
     eprintln!("storm: {KILLS} kills in {kill_time:?}");
     d.stop();
 }
