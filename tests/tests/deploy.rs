@@ -667,6 +667,17 @@ fn release_binary_runs_alone_from_an_empty_directory() {
     std::fs::copy(inst.path().join("usr/local/bin/oomtrace"), &bin).expect("copy");
     drop(inst);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    // The runtime image (gcr.io/distroless/cc-debian12) has glibc and libgcc_s, nothing else.
+    let libs = ok(Command::new("ldd").arg(&bin));
+    for l in libs.lines() {
+        let name = l.split_whitespace().next().unwrap_or_default();
+        let name = name.rsplit('/').next().unwrap_or_default();
+        assert!(
+            ["linux-vdso.so.1", "libgcc_s.so.1", "libc.so.6", "libm.so.6"].contains(&name)
+                || name.starts_with("ld-linux"),
+            "{name} is not in the runtime image:\n{libs}"
+        );
+    }
     let alone = |args: &[&str]| {
         let mut c = Command::new(&bin);
         c.args(args).current_dir(dir.path()).env_clear();
