@@ -431,7 +431,8 @@ fn kubernetes_daemonset_settings() {
             .iter()
             .find(|m| m["name"] == v["name"])
             .unwrap_or_else(|| panic!("volume {} not mounted", v["name"]));
-        assert_eq!(m["readOnly"], true, "{host}");
+        // bpffs holds the pins; everything else is read-only.
+        assert_eq!(m["readOnly"] == true, host != "/sys/fs/bpf", "{host}");
         let at = m["mountPath"].as_str().unwrap();
         if host.starts_with("/sys/") {
             assert_eq!(at, host);
@@ -553,6 +554,23 @@ fn kubernetes_crd_examples_match_the_rest() {
     );
 }
 
+/// A pin root of this test, removed (hooks detached) on drop.
+struct Pins(PathBuf);
+
+impl Pins {
+    fn arg(&self) -> &str {
+        self.0.to_str().expect("utf-8")
+    }
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        let _ = Command::new(oomtrace_tests::oomtrace_bin())
+            .args(["cleanup", "--pin-dir", self.arg()])
+            .output();
+    }
+}
+
 const fn cap_bit(name: &str) -> u64 {
     match name.as_bytes() {
         b"BPF" => 1 << 39,
@@ -629,8 +647,25 @@ fn manifest_capabilities_trace_a_real_kill() {
         })
         .collect();
     assert!(args.iter().any(|a| a.contains(&addr)), "{args:?}");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Pinning too (the DaemonSet and the unit pin), into a pin root of this test, removed
+    // (hooks detached) at the end.
+    let pins = Pins(PathBuf::from(format!(
+        "/sys/fs/bpf/{}",
+        unique("oomtrace-deploy")
+    )));
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--pin-dir", pins.arg()]);
     let mut d = Daemon::start_wrapped(&wrap, &args);
+    assert!(
+        !d.stderr_text().contains("not pinning"),
+        "{}",
+        d.stderr_text()
+    );
+    assert!(
+        std::fs::read_dir(&pins.0).is_ok_and(|mut r| r.next().is_some()),
+        "nothing pinned in {}",
+        pins.0.display()
+    );
     let want: u64 = from_ds.iter().map(|c| cap_bit(c)).sum();
     assert_eq!(
         cap_eff(d.pid()),
@@ -687,7 +722,7 @@ fn release_binary_runs_alone_from_an_empty_directory() {
     let v: Value = serde_json::from_str(&out).expect("check --json");
     assert_eq!(v["btf"], true, "{v}");
 
-    let mut child = alone(&["run", "--source", "bpf"])
+    let mut child = alone(&["run", "--source", "bpf", "--no-pin"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .stdin(Stdio::null())
