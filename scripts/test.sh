@@ -8,9 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 scripts/setup.sh --test
-# The black-box tests run the real binaries: build them first.
+# The deploy tests validate the Kubernetes manifests with kubernetes-validate (PyPI, target/venv).
+scripts/venv.sh >/dev/null
+# The black-box tests run the real binaries: build them first. The release binary is used by
+# the deploy tests (`cargo xtask install`, the binary alone in an empty directory) and the VM.
 cargo build --locked -p oomtrace -p oomtrace-tests
-cargo test --locked --workspace --exclude oomtrace-ebpf
-# The VM runs the release binary.
 cargo build --locked --release -p oomtrace
+cargo test --locked --workspace --exclude oomtrace-ebpf
 cargo xtask vm-test

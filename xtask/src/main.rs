@@ -4,6 +4,7 @@
 
 mod docs;
 mod fuzz;
+mod install;
 mod vm;
 
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ enum Task {
         #[arg(long, default_value = "target/completions")]
         out: PathBuf,
     },
+    /// Build the release binary and install it with its systemd unit, configuration, man pages
+    /// and completions (`--prefix`, default /usr/local; `--destdir` for staging).
+    Install(install::Args),
     /// Boot a Debian kernel in QEMU (TCG) and prove oomtrace's hooks on real OOM kills.
     VmTest(vm::Args),
 }
@@ -51,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Task::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()),
         Task::Man { out } => docs::man(&out),
         Task::Completions { out } => docs::completions(&out),
+        Task::Install(args) => install::run(&args),
         Task::VmTest(args) => vm::run(&args),
     }
 }
