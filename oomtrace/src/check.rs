@@ -138,23 +138,32 @@ pub fn report() -> Report {
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<bool> {
     let r = report();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+    let out = if args.json {
+        serde_json::to_string_pretty(&r)? + "\n"
     } else {
-        print_text(&r);
+        text(&r)
+    };
+    // A closed pipe (`oomtrace check | head`) is not an error.
+    match std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
     Ok(r.victim_hook.is_some())
 }
 
-fn print_text(r: &Report) {
+fn text(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let yes = |b: bool| if b { "yes" } else { "no" };
-    println!("kernel:        {}", r.kernel);
-    println!("BTF:           {} ({})", yes(r.btf), probes::BTF_PATH);
-    println!(
+    let _ = writeln!(out, "kernel:        {}", r.kernel);
+    let _ = writeln!(out, "BTF:           {} ({})", yes(r.btf), probes::BTF_PATH);
+    let _ = writeln!(
+        out,
         "tracefs:       {}",
         r.tracefs.as_deref().unwrap_or("not available")
     );
-    println!(
+    let _ = writeln!(
+        out,
         "mark_victim:   fields {}",
         if r.mark_victim_fields.is_empty() {
             "?".into()
@@ -162,31 +171,41 @@ fn print_text(r: &Report) {
             r.mark_victim_fields.join(" ")
         }
     );
-    println!("memory cgroup: {:?}", r.cgroup_mode);
-    println!("capabilities:  {}", r.capabilities.join(" "));
-    println!("hooks:");
-    println!(
+    let _ = writeln!(out, "memory cgroup: {:?}", r.cgroup_mode);
+    let _ = writeln!(out, "capabilities:  {}", r.capabilities.join(" "));
+    let _ = writeln!(out, "hooks:");
+    let _ = writeln!(
+        out,
         "  victim:  {}",
         r.victim_hook.unwrap_or("NONE (oomtrace cannot trace here)")
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  context: {}",
         r.context_hook
             .unwrap_or("none (events carry no oom object)")
     );
     for a in &r.attempts {
         match &a.error {
-            None => println!("    {}={}: ok", a.role, a.hook),
-            Some(e) => println!("    {}={}: unavailable: {e}", a.role, a.hook),
+            None => {
+                let _ = writeln!(out, "    {}={}: ok", a.role, a.hook);
+            }
+            Some(e) => {
+                let _ = writeln!(out, "    {}={}: unavailable: {e}", a.role, a.hook);
+            }
         }
     }
     if !r.offsets_missing.is_empty() {
-        println!("kernel members not found (dependent fields are absent):");
+        let _ = writeln!(
+            out,
+            "kernel members not found (dependent fields are absent):"
+        );
         for m in &r.offsets_missing {
-            println!("  {m}");
+            let _ = writeln!(out, "  {m}");
         }
     }
     if let Some(e) = &r.error {
-        println!("error: {e}");
+        let _ = writeln!(out, "error: {e}");
     }
+    out
 }

@@ -184,4 +184,14 @@ fn check_names_the_hooks_of_this_host() {
         .expect("running oomtrace check");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("victim:  tp_btf"), "{text}");
+    // A reader that stops early (`| head -1`) is not a crash.
+    let st = Command::new("bash")
+        .args([
+            "-c",
+            "set -o pipefail; \"$0\" check | head -n 1 >/dev/null",
+            oomtrace_bin().to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "oomtrace check | head: {st:?}");
 }
