@@ -52,7 +52,11 @@ fn init_logging(flag: Option<log::LevelFilter>) -> log::LevelFilter {
         l
     } else if let Ok(spec) = std::env::var("RUST_LOG") {
         b.parse_filters(&spec);
-        b.build().filter()
+        // The most verbose level the spec enables, from a builder of its own (building consumes it).
+        env_logger::Builder::new()
+            .parse_filters(&spec)
+            .build()
+            .filter()
     } else {
         b.filter_level(log::LevelFilter::Info);
         log::LevelFilter::Info

@@ -184,6 +184,17 @@ fn check_names_the_hooks_of_this_host() {
         .expect("running oomtrace check");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("victim:  tp_btf"), "{text}");
+    // $RUST_LOG sets the log level (regression: it used to panic at start-up).
+    let out = Command::new(oomtrace_bin())
+        .arg("check")
+        .env("RUST_LOG", "warn,oomtrace=debug")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "RUST_LOG: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A reader that stops early (`| head -1`) is not a crash.
     let st = Command::new("bash")
         .args([

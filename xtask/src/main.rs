@@ -2,6 +2,7 @@
 //!
 //! Each task lives in its own module; this file only dispatches.
 
+mod bench;
 mod docs;
 mod fuzz;
 mod install;
@@ -20,6 +21,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Benchmark oomtrace against bpftrace with real OOM kills (root; a few minutes). Writes
+    /// target/bench/bench.{json,md}.
+    Bench {
+        /// Output directory.
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+        /// Real OOM kills per tool for the latency figure (≥ 200).
+        #[arg(long, default_value_t = 1000)]
+        kills: usize,
+    },
     /// Run every cargo-fuzz target in fuzz/ for a bounded time (needs rustup nightly; installs
     /// cargo-fuzz when missing). Fails on the first crash.
     Fuzz {
@@ -52,6 +63,7 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.task {
+        Task::Bench { out, kills } => bench::run(&out, kills),
         Task::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()),
         Task::Man { out } => docs::man(&out),
         Task::Completions { out } => docs::completions(&out),

@@ -188,9 +188,12 @@ fn split_decl(decl: &str) -> Option<(String, String)> {
         Some(i) if decl.ends_with(']') => (decl[..i].trim_end(), &decl[i..]),
         _ => (decl, ""),
     };
+    // The byte after the last character that cannot be in a name (which may be multi-byte).
     let start = head
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let name = &head[start..];
     if name.is_empty() || start == 0 || name.starts_with(|c: char| c.is_ascii_digit()) {
         return None;

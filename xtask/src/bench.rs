@@ -1,0 +1,549 @@
+//! `cargo xtask bench` (root): footprint, start-up, latency and storm throughput of `oomtrace
+//! run`, side by side with bpftrace 0.17 running a `tracepoint:oom:mark_victim` script, in the
+//! same run. Real OOM kills only, each in its own 64 MiB memory cgroup (never a global OOM).
+//! Writes `target/bench/bench.json` and `target/bench/bench.md`.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc::{Receiver, channel},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use oomtrace_tests::cgroup::MemCgroup;
+use serde_json::{Value, json};
+
+const LIMIT: u64 = 64 << 20;
+
+/// min / median / max (and p99 for latencies) of a sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    pub min: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+pub fn stats(mut v: Vec<f64>) -> Option<Stats> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss,
+            reason = "an index into a short sample"
+        )]
+        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+        v[i]
+    };
+    Some(Stats {
+        min: v[0],
+        p50: at(0.5),
+        p99: at(0.99),
+        max: v[v.len() - 1],
+        n: v.len(),
+    })
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(clock, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// utime + stime of a process, seconds (all threads: /proc/<pid>/stat fields 14 and 15).
+pub fn cpu_seconds(stat: &str) -> Option<f64> {
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After ")": state is field 3, so utime (14) is index 11, stime (15) index 12.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    #[expect(clippy::cast_precision_loss, reason = "seconds")]
+    Some(ticks as f64 / hz as f64)
+}
+
+/// A `Key:  value kB` line of /proc/<pid>/status or smaps_rollup, in KiB.
+pub fn kb_field(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(key)?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+fn proc_read(pid: u32, file: &str) -> String {
+    fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default()
+}
+
+/// Voluntary context switches of every thread of a process.
+fn voluntary_switches(pid: u32) -> u64 {
+    fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| {
+        d.flatten()
+            .filter_map(|t| fs::read_to_string(t.path().join("status")).ok())
+            .filter_map(|s| {
+                s.lines().find_map(|l| {
+                    l.strip_prefix("voluntary_ctxt_switches:")?
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+            })
+            .sum()
+    })
+}
+
+/// Memory locked by the BPF maps a process holds (`memlock:` of each map fd's fdinfo).
+fn bpf_map_bytes(pid: u32) -> u64 {
+    fs::read_dir(format!("/proc/{pid}/fdinfo")).map_or(0, |d| {
+        d.flatten()
+            .filter_map(|e| fs::read_to_string(e.path()).ok())
+            .filter(|t| t.contains("map_type:"))
+            .filter_map(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("memlock:")?.trim().parse::<u64>().ok())
+            })
+            .sum()
+    })
+}
+
+/// A traced process: the tool under test, with its stdout lines stamped as they are read.
+struct Tracer {
+    child: Child,
+    lines: Receiver<(u64, u64, String)>,
+    started: Duration,
+}
+
+impl Tracer {
+    /// Starts `cmd` and waits for the stderr/stdout line starting with `ready` (oomtrace) or
+    /// `Attaching` (bpftrace, on stdout).
+    fn start(cmd: &mut Command, ready: &'static str) -> anyhow::Result<Self> {
+        let t0 = Instant::now();
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawning the tracer")?;
+        let (tx, lines) = channel();
+        let (rtx, rrx) = channel();
+        let out = child.stdout.take().expect("piped");
+        let rtx2 = rtx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                if l.starts_with(ready) {
+                    let _ = rtx2.send(());
+                    continue;
+                }
+                let _ = tx.send((
+                    clock_ns(libc::CLOCK_BOOTTIME),
+                    clock_ns(libc::CLOCK_MONOTONIC),
+                    l,
+                ));
+            }
+        });
+        let err = child.stderr.take().expect("piped");
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                if l.starts_with(ready) {
+                    let _ = rtx.send(());
+                }
+            }
+        });
+        rrx.recv_timeout(Duration::from_secs(30))
+            .context("tracer did not become ready")?;
+        Ok(Self {
+            child,
+            lines,
+            started: t0.elapsed(),
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(mut self) {
+        // SAFETY: plain kill(2).
+        unsafe { libc::kill(i32::try_from(self.child.id()).unwrap_or(0), libc::SIGINT) };
+        let _ = self.child.wait();
+    }
+}
+
+struct Tools {
+    oomtrace: PathBuf,
+    hog: PathBuf,
+}
+
+fn oomtrace_cmd(t: &Tools) -> Command {
+    let mut c = Command::new(&t.oomtrace);
+    c.args(["run", "--no-pin"]).env("RUST_LOG", "warn");
+    c
+}
+
+fn bpftrace_cmd() -> Command {
+    let mut c = Command::new("bpftrace");
+    // bpftrace 0.17's nsecs is bpf_ktime_get_ns(): CLOCK_MONOTONIC.
+    c.args([
+        "-e",
+        r#"tracepoint:oom:mark_victim { printf("%d %llu\n", args->pid, nsecs); }"#,
+    ]);
+    c
+}
+
+/// OOM-kills `n` hogs, `at_once` at a time, spread over `cgroups` 64 MiB cgroups.
+fn kills(t: &Tools, n: usize, cgroups: usize, at_once: usize) -> anyhow::Result<Vec<u32>> {
+    let cgs: Vec<MemCgroup> = (0..cgroups)
+        .map(|i| {
+            MemCgroup::create(
+                &format!("oomtrace-bench-{}-{i}", std::process::id()),
+                Some(LIMIT),
+            )
+        })
+        .collect();
+    let mut pids = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        let mut wave = Vec::new();
+        for k in 0..at_once.min(n - i) {
+            let cg = &cgs[(i + k) % cgroups];
+            let c = Command::new(&t.hog)
+                .arg("--procs")
+                .arg(cg.procs_file())
+                .stdout(Stdio::null())
+                .spawn()
+                .context("spawning the hog")?;
+            wave.push(c);
+        }
+        for mut c in wave {
+            pids.push(c.id());
+            let st = c.wait()?;
+            if std::os::unix::process::ExitStatusExt::signal(&st) != Some(libc::SIGKILL) {
+                bail!("a hog was not OOM-killed: {st:?}");
+            }
+        }
+        i += at_once;
+    }
+    Ok(pids)
+}
+
+fn startup(make: &dyn Fn() -> Command, ready: &'static str, runs: usize) -> anyhow::Result<Stats> {
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        let t = Tracer::start(&mut make(), ready)?;
+        v.push(t.started.as_secs_f64() * 1000.0);
+        t.stop();
+    }
+    Ok(stats(v).expect("runs > 0"))
+}
+
+fn idle(pid: u32, secs: u64) -> (f64, u64) {
+    let c0 = cpu_seconds(&proc_read(pid, "stat")).unwrap_or(0.0);
+    let s0 = voluntary_switches(pid);
+    std::thread::sleep(Duration::from_secs(secs));
+    (
+        cpu_seconds(&proc_read(pid, "stat")).unwrap_or(0.0) - c0,
+        voluntary_switches(pid) - s0,
+    )
+}
+
+fn memory(pid: u32) -> Value {
+    json!({
+        "rss_kib": kb_field(&proc_read(pid, "status"), "VmRSS:"),
+        "pss_kib": kb_field(&proc_read(pid, "smaps_rollup"), "Pss:"),
+        "bpf_map_bytes": bpf_map_bytes(pid),
+    })
+}
+
+/// Latency of each kill: stamp when the line was read minus the kernel's stamp in it.
+fn latencies(
+    tr: &Tracer,
+    pids: &[u32],
+    kernel_ns: &dyn Fn(&str) -> Option<(u32, u64)>,
+    monotonic: bool,
+) -> Vec<f64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < pids.len() && Instant::now() < deadline {
+        let Ok((boot, mono, line)) = tr.lines.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        if let Some((pid, k)) = kernel_ns(&line)
+            && pids.contains(&pid)
+        {
+            let read = if monotonic { mono } else { boot };
+            #[expect(clippy::cast_precision_loss, reason = "milliseconds")]
+            got.push(read.saturating_sub(k) as f64 / 1e6);
+        }
+    }
+    got
+}
+
+fn oomtrace_stamp(line: &str) -> Option<(u32, u64)> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    Some((
+        u32::try_from(v["victim"]["pid"].as_u64()?).ok()?,
+        v["boot_ns"].as_u64()?,
+    ))
+}
+
+fn bpftrace_stamp(line: &str) -> Option<(u32, u64)> {
+    let (pid, ns) = line.split_once(' ')?;
+    Some((pid.trim().parse().ok()?, ns.trim().parse().ok()?))
+}
+
+fn fmt_stats(s: Option<Stats>, unit: &str) -> String {
+    s.map_or_else(
+        || "n/a".into(),
+        |s| {
+            format!(
+                "{:.2} / {:.2} / {:.2} {unit} (p99 {:.2}, n={})",
+                s.min, s.p50, s.max, s.p99, s.n
+            )
+        },
+    )
+}
+
+fn stats_json(s: Option<Stats>) -> Value {
+    s.map_or(
+        Value::Null,
+        |s| json!({"min": s.min, "p50": s.p50, "p99": s.p99, "max": s.max, "n": s.n}),
+    )
+}
+
+pub fn run(out: &Path, kills_n: usize) -> anyhow::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("cargo xtask bench needs root (BPF, memory cgroups)");
+    }
+    let st = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "oomtrace",
+            "-p",
+            "oomtrace-tests",
+        ])
+        .status()?;
+    if !st.success() {
+        bail!("release build failed");
+    }
+    let t = Tools {
+        oomtrace: "target/release/oomtrace".into(),
+        hog: "target/release/oomtrace-hog".into(),
+    };
+    let loadavg = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let have_bpftrace = Command::new("bpftrace")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    eprintln!(
+        "bench: kernel {kernel}, load average at start: {}",
+        loadavg.trim()
+    );
+    let begun = Instant::now();
+
+    let mut r = json!({"kernel": kernel, "cpus": std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                       "loadavg_at_start": loadavg.trim(), "kills": kills_n});
+    let mut tools = vec![("oomtrace", true)];
+    if have_bpftrace {
+        tools.push(("bpftrace", false));
+    } else {
+        eprintln!(
+            "bench: bpftrace not installed (scripts/setup.sh --bench): side-by-side figures skipped"
+        );
+    }
+    for (name, ours) in tools {
+        eprintln!("bench: {name}: start-up ×10");
+        let make: Box<dyn Fn() -> Command> = if ours {
+            Box::new(|| oomtrace_cmd(&t))
+        } else {
+            Box::new(bpftrace_cmd)
+        };
+        let ready = if ours { "ready" } else { "Attaching" };
+        let start = startup(&*make, ready, 10)?;
+        let tr = Tracer::start(&mut make(), ready)?;
+        let pid = tr.pid();
+        let mem_start = memory(pid);
+        eprintln!("bench: {name}: idle 10 s");
+        let (idle_cpu, idle_switches) = idle(pid, 10);
+        eprintln!("bench: {name}: {kills_n} real OOM kills, one at a time");
+        let pids = kills(&t, kills_n, 4, 1)?;
+        let lat = if ours {
+            latencies(&tr, &pids, &oomtrace_stamp, false)
+        } else {
+            latencies(&tr, &pids, &bpftrace_stamp, true)
+        };
+        let mem_after = memory(pid);
+        let storm = if ours {
+            eprintln!("bench: {name}: storm of 200 kills (20 cgroups, 10 at a time)");
+            let c0 = cpu_seconds(&proc_read(pid, "stat")).unwrap_or(0.0);
+            let s0 = Instant::now();
+            let spids = kills(&t, 200, 20, 10)?;
+            let delivered = latencies(&tr, &spids, &oomtrace_stamp, false).len();
+            json!({"kills": 200, "delivered": delivered, "seconds": s0.elapsed().as_secs_f64(),
+                   "daemon_cpu_seconds": cpu_seconds(&proc_read(pid, "stat")).unwrap_or(0.0) - c0})
+        } else {
+            Value::Null
+        };
+        tr.stop();
+        r[name] = json!({
+            "startup_ms": stats_json(Some(start)),
+            "idle_10s": {"cpu_seconds": idle_cpu, "voluntary_context_switches": idle_switches},
+            "memory_at_start": mem_start,
+            "memory_after_kills": mem_after,
+            "latency_ms": stats_json(stats(lat.clone())),
+            "latency_delivered": lat.len(),
+            "storm": storm,
+        });
+        eprintln!("bench: {name}: start-up {}", fmt_stats(Some(start), "ms"));
+    }
+    r["seconds"] = json!(begun.elapsed().as_secs_f64());
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    fs::write(out.join("bench.json"), serde_json::to_string_pretty(&r)?)?;
+    let md = markdown(&r);
+    fs::write(out.join("bench.md"), &md)?;
+    println!("{md}");
+    Ok(())
+}
+
+/// The table's rows: label, JSON pointer under each tool, unit, target.
+const ROWS: [(&str, &str, &str, &str); 16] = [
+    (
+        "start-up to ready, median",
+        "/startup_ms/p50",
+        "ms",
+        "≤ 50 ms",
+    ),
+    ("start-up, min", "/startup_ms/min", "ms", ""),
+    ("start-up, max", "/startup_ms/max", "ms", ""),
+    ("idle 10 s: CPU", "/idle_10s/cpu_seconds", "s", "≈ 0"),
+    (
+        "idle 10 s: voluntary context switches",
+        "/idle_10s/voluntary_context_switches",
+        "",
+        "0",
+    ),
+    (
+        "RSS after start-up",
+        "/memory_at_start/rss_kib",
+        "KiB",
+        "≤ 8192 KiB",
+    ),
+    ("PSS after start-up", "/memory_at_start/pss_kib", "KiB", ""),
+    (
+        "RSS after the kills",
+        "/memory_after_kills/rss_kib",
+        "KiB",
+        "≤ 8192 KiB",
+    ),
+    (
+        "PSS after the kills",
+        "/memory_after_kills/pss_kib",
+        "KiB",
+        "",
+    ),
+    (
+        "BPF map memory (memlock)",
+        "/memory_at_start/bpf_map_bytes",
+        "B",
+        "",
+    ),
+    ("latency p50", "/latency_ms/p50", "ms", ""),
+    ("latency p99", "/latency_ms/p99", "ms", "≤ 1 ms"),
+    ("latency max", "/latency_ms/max", "ms", ""),
+    ("storm: 200 kills delivered", "/storm/delivered", "", "200"),
+    ("storm: wall time", "/storm/seconds", "s", ""),
+    ("storm: daemon CPU", "/storm/daemon_cpu_seconds", "s", ""),
+];
+
+fn markdown(res: &Value) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "kernel {} · {} CPUs · load average at start {} · {} kills per tool · {:.0} s in all\n",
+        res["kernel"].as_str().unwrap_or("?"),
+        res["cpus"],
+        res["loadavg_at_start"].as_str().unwrap_or("?"),
+        res["kills"],
+        res["seconds"].as_f64().unwrap_or(0.0)
+    );
+    let _ = writeln!(
+        md,
+        "| figure | oomtrace | bpftrace | oomtrace / bpftrace | target |\n|---|---|---|---|---|"
+    );
+    let show = |v: Option<f64>, unit: &str| v.map_or("n/a".into(), |v| format!("{v:.3} {unit}"));
+    for (label, path, unit, target) in ROWS {
+        let ours = res["oomtrace"].pointer(path).and_then(Value::as_f64);
+        let theirs = res["bpftrace"].pointer(path).and_then(Value::as_f64);
+        let ratio = match (ours, theirs) {
+            (Some(o), Some(b)) if b > 0.0 => format!("{:.3}", o / b),
+            _ => "n/a".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| {label} | {} | {} | {ratio} | {target} |",
+            show(ours, unit),
+            show(theirs, unit)
+        );
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles() {
+        let s = stats((1..=100).map(f64::from).collect()).unwrap();
+        assert_eq!((s.min, s.max, s.n), (1.0, 100.0, 100));
+        assert!(
+            (s.p50 - 50.0).abs() <= 1.0 && (s.p99 - 99.0).abs() <= 1.0,
+            "{s:?}"
+        );
+        assert!(stats(vec![]).is_none());
+    }
+
+    #[test]
+    fn proc_parsing() {
+        let stat = "123 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0 100 0 0";
+        // utime 250 + stime 50 ticks.
+        // SAFETY: sysconf has no preconditions.
+        let hz = f64::from(i32::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap());
+        assert_eq!(cpu_seconds(stat), Some(300.0 / hz));
+        assert_eq!(
+            kb_field("Name:\tx\nVmRSS:\t    5120 kB\n", "VmRSS:"),
+            Some(5120)
+        );
+        assert_eq!(
+            kb_field("Pss:                1234 kB\n", "Pss:"),
+            Some(1234)
+        );
+        assert_eq!(bpftrace_stamp("42 123456"), Some((42, 123_456)));
+        assert_eq!(
+            oomtrace_stamp(r#"{"boot_ns":5,"victim":{"pid":7}}"#),
+            Some((7, 5))
+        );
+    }
+}
