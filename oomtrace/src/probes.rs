@@ -173,9 +173,18 @@ struct KernelFacts {
     btf_error: Option<String>,
 }
 
+/// Reads the kernel's BTF twice — aya's parse (for tp_btf/fentry loads) and ours (offsets) —
+/// on two threads at once: start-up time is mostly BTF parsing.
 fn kernel_facts(mode: CgroupMode) -> KernelFacts {
-    let btf = Btf::from_sys_fs().map_err(|e| format!("{BTF_PATH}: {e}"));
-    let ours = btf::Btf::from_file(BTF_PATH).map_err(|e| e.to_string());
+    let (btf, ours) = std::thread::scope(|s| {
+        let ours = s.spawn(|| btf::Btf::from_file(BTF_PATH).map_err(|e| e.to_string()));
+        let btf = Btf::from_sys_fs().map_err(|e| format!("{BTF_PATH}: {e}"));
+        (
+            btf,
+            ours.join()
+                .unwrap_or_else(|_| Err("BTF reader panicked".into())),
+        )
+    });
     let (resolved, has_task, has_okp) = match &ours {
         Ok(b) => {
             let params = b
@@ -220,7 +229,17 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     let layout = MarkVictimLayout::from_format(&format)
         .map_err(|e| anyhow::anyhow!("oom:mark_victim format: {e}"))?;
     log::debug!("mark_victim layout: {layout:?}");
-    let facts = kernel_facts(opts.cgroup_mode);
+    let t0 = std::time::Instant::now();
+    // aya's loader parses the kernel's BTF again when created: do that beside our own reads.
+    let (facts, mut loader) = std::thread::scope(|s| {
+        let loader = s.spawn(EbpfLoader::new);
+        let facts = kernel_facts(opts.cgroup_mode);
+        (facts, loader.join().unwrap_or_else(|_| EbpfLoader::new()))
+    });
+    log::debug!(
+        "start-up: BTF read and offsets resolved in {:?}",
+        t0.elapsed()
+    );
     let offsets = facts
         .resolved
         .as_ref()
@@ -243,7 +262,6 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
             opts.ring_size
         );
     }
-    let mut loader = EbpfLoader::new();
     for (name, value) in &globals {
         loader.override_global(name, value, true);
     }
@@ -253,6 +271,10 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     let mut ebpf = loader
         .load(EBPF_OBJECT)
         .context("loading the eBPF object")?;
+    log::debug!(
+        "start-up: object loaded (maps created) at {:?}",
+        t0.elapsed()
+    );
     let logger = EbpfLogger::init(&mut ebpf).context("setting up aya-log")?;
 
     let mut attempts = Vec::new();
@@ -309,6 +331,7 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     if let Some(dir) = opts.pin {
         pin_maps(&ebpf, dir);
     }
+    log::debug!("start-up: hooks attached at {:?}", t0.elapsed());
     Ok(Loaded {
         ebpf,
         logger,

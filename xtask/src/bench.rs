@@ -178,9 +178,19 @@ impl Tracer {
         self.child.id()
     }
 
+    /// SIGINT, then SIGKILL if it has not exited after 2 s (bpftrace 0.17 with piped output
+    /// does not always act on SIGINT).
     fn stop(mut self) {
         // SAFETY: plain kill(2).
         unsafe { libc::kill(i32::try_from(self.child.id()).unwrap_or(0), libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
