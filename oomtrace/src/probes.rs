@@ -277,6 +277,29 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     );
     let logger = EbpfLogger::init(&mut ebpf).context("setting up aya-log")?;
 
+    let (victim, context, attempts) = attach_all(&mut ebpf, opts, &facts, &offsets)?;
+    if let Some(dir) = opts.pin {
+        pin_maps(&ebpf, dir);
+    }
+    log::debug!("start-up: hooks attached at {:?}", t0.elapsed());
+    Ok(Loaded {
+        ebpf,
+        logger,
+        attempts,
+        victim,
+        context,
+        missing_offsets,
+    })
+}
+
+/// Tries the hooks of each role in order of preference (or the forced ones) and attaches the
+/// first that works; every attempt is recorded with its reason.
+fn attach_all(
+    ebpf: &mut Ebpf,
+    opts: &LoadOptions<'_>,
+    facts: &KernelFacts,
+    offsets: &KernelOffsets,
+) -> anyhow::Result<(VictimHook, Option<ContextHook>, Vec<Attempt>)> {
     let mut attempts = Vec::new();
     let victims: Vec<VictimHook> = opts
         .hooks
@@ -284,7 +307,7 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
         .map_or_else(|| VictimHook::ALL.to_vec(), |h| vec![h]);
     let mut victim = None;
     for h in victims {
-        let r = attach_victim(&mut ebpf, h, &facts, &offsets, opts.pin);
+        let r = attach_victim(ebpf, h, facts, offsets, opts.pin);
         attempts.push(Attempt {
             role: "victim",
             hook: h.name(),
@@ -306,7 +329,7 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     };
     let mut context = None;
     for h in contexts {
-        let r = attach_context(&mut ebpf, h, &facts, &offsets, opts.pin);
+        let r = attach_context(ebpf, h, facts, offsets, opts.pin);
         attempts.push(Attempt {
             role: "context",
             hook: h.name(),
@@ -328,18 +351,7 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
             why.join("; ")
         );
     }
-    if let Some(dir) = opts.pin {
-        pin_maps(&ebpf, dir);
-    }
-    log::debug!("start-up: hooks attached at {:?}", t0.elapsed());
-    Ok(Loaded {
-        ebpf,
-        logger,
-        attempts,
-        victim,
-        context,
-        missing_offsets,
-    })
+    Ok((victim, context, attempts))
 }
 
 /// Pins the ring and the counters (`events`, `counters`) in `dir`.
