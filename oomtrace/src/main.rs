@@ -2,6 +2,11 @@ use clap::Parser as _;
 use oomtrace::cli::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
+    // Two malloc arenas at most: the start-up threads that parse BTF would otherwise each keep an
+    // arena of freed memory (RSS), and one arena would make them contend (start-up time). The
+    // daemon runs on one thread afterwards.
+    // SAFETY: mallopt only tunes glibc's allocator, before any other thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     let cli = Cli::parse();
     let level = init_logging(cli.log_level);
     let rt = match tokio::runtime::Builder::new_current_thread()
