@@ -7,7 +7,9 @@
 //!    from `libstd-rust-web-dev-bpf`, used with `RUSTC_BOOTSTRAP=1`.
 //!
 //! Both need `bpf-linker` on PATH (or in ~/.cargo/bin). `OOMTRACE_EBPF_TOOLCHAIN=nightly|debian`
-//! forces a route; `OOMTRACE_EBPF_PREBUILT=/path/to/object` skips the build (cross builds).
+//! forces a route; `OOMTRACE_EBPF_PREBUILT=/path/to/object` skips the build (cross builds);
+//! `OOMTRACE_EBPF_FEATURES=bench` adds the benchmark-only program (used by `cargo xtask bench`
+//! in a target directory of its own).
 
 use std::{
     env,
@@ -32,7 +34,12 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    for var in ["OOMTRACE_EBPF_TOOLCHAIN", "OOMTRACE_EBPF_PREBUILT", "PATH"] {
+    for var in [
+        "OOMTRACE_EBPF_TOOLCHAIN",
+        "OOMTRACE_EBPF_PREBUILT",
+        "OOMTRACE_EBPF_FEATURES",
+        "PATH",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
@@ -82,19 +89,13 @@ fn main() {
         ])
         .arg("--target-dir")
         .arg(&target_dir);
-    // Start from a clean slate: the outer cargo's settings are for the host, not for BPF.
-    for (k, _) in env::vars_os() {
-        let k = k.to_string_lossy();
-        let host_setting = (k.starts_with("CARGO_") && k != "CARGO_HOME")
-            || k.starts_with("RUSTC")
-            || k == "RUSTFLAGS"
-            || k == "RUSTDOCFLAGS"
-            || (k == "RUSTUP_TOOLCHAIN" && route == Route::Nightly);
-        let ours = route == Route::Debian && (k == "RUSTC" || k == "RUSTC_BOOTSTRAP");
-        if host_setting && !ours {
-            cmd.env_remove(k.as_ref());
-        }
+    // `cargo xtask bench` builds a separate copy with its benchmark-only program.
+    if let Ok(f) = env::var("OOMTRACE_EBPF_FEATURES")
+        && !f.is_empty()
+    {
+        cmd.args(["--features", &f]);
     }
+    scrub_env(&mut cmd, route);
     if let Some(dir) = linker.parent() {
         let path = env::var_os("PATH").unwrap_or_default();
         let mut paths = vec![dir.to_path_buf()];
@@ -124,6 +125,22 @@ fn main() {
             dest.display()
         ))
     });
+}
+
+/// Start from a clean slate: the outer cargo's settings are for the host, not for BPF.
+fn scrub_env(cmd: &mut Command, route: Route) {
+    for (k, _) in env::vars_os() {
+        let k = k.to_string_lossy();
+        let host_setting = (k.starts_with("CARGO_") && k != "CARGO_HOME")
+            || k.starts_with("RUSTC")
+            || k == "RUSTFLAGS"
+            || k == "RUSTDOCFLAGS"
+            || (k == "RUSTUP_TOOLCHAIN" && route == Route::Nightly);
+        let ours = route == Route::Debian && (k == "RUSTC" || k == "RUSTC_BOOTSTRAP");
+        if host_setting && !ours {
+            cmd.env_remove(k.as_ref());
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,8 @@
 #![no_std]
 #![no_main]
 
+#[cfg(feature = "bench")]
+mod bench_ring;
 mod cgroup;
 mod context;
 mod globals;

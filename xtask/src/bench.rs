@@ -428,6 +428,7 @@ pub fn run(out: &Path, kills_n: usize) -> anyhow::Result<()> {
         });
         eprintln!("bench: {name}: start-up {}", fmt_stats(Some(start), "ms"));
     }
+    r["ring_path"] = ring::all()?;
     r["seconds"] = json!(begun.elapsed().as_secs_f64());
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     fs::write(out.join("bench.json"), serde_json::to_string_pretty(&r)?)?;
@@ -487,6 +488,15 @@ const ROWS: [(&str, &str, &str, &str); 16] = [
     ("storm: daemon CPU", "/storm/daemon_cpu_seconds", "s", ""),
 ];
 
+/// `--ring-only`: just figure 6, written to `<out>/ring.json`.
+pub fn ring_only(out: &Path) -> anyhow::Result<()> {
+    let v = ring::all()?;
+    fs::create_dir_all(out)?;
+    fs::write(out.join("ring.json"), serde_json::to_string_pretty(&v)?)?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
 fn markdown(res: &Value) -> String {
     let mut md = String::new();
     let _ = writeln!(
@@ -515,6 +525,21 @@ fn markdown(res: &Value) -> String {
             "| {label} | {} | {} | {ratio} | {target} |",
             show(ours, unit),
             show(theirs, unit)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n| ring path | ring bytes | producers | delivered/s | lost | fired |\n|---|---|---|---|---|---|"
+    );
+    for v in res["ring_path"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            md,
+            "| bench_ring → decode → JSON | {} | {} | {:.0} | {} | {} |",
+            v["ring_bytes"],
+            v["producers"],
+            v["delivered_per_second"].as_f64().unwrap_or(0.0),
+            v["lost"],
+            v["fired"]
         );
     }
     md
@@ -555,5 +580,161 @@ mod tests {
             oomtrace_stamp(r#"{"boot_ns":5,"victim":{"pid":7}}"#),
             Some((7, 5))
         );
+    }
+}
+
+/// Figure 6, the ring path: the benchmark-only program (`bench_ring`, oomtrace-ebpf feature
+/// `bench`) writes one victim-sized record per `oom:oom_score_adj_update`; producer threads fire
+/// it by writing /proc/self/oom_score_adj in a loop; this thread drains the ring through the real
+/// decoder, pipeline and JSON sink (into a sink that discards the bytes).
+pub mod ring {
+    use std::{
+        io::Write as _,
+        sync::{
+            Arc,
+            atomic::{AtomicBool, AtomicU64, Ordering},
+        },
+        time::{Duration, Instant},
+    };
+
+    use anyhow::{Context as _, bail};
+    use aya::{
+        EbpfLoader,
+        maps::{PerCpuArray, RingBuf},
+        programs::TracePoint,
+    };
+    use oomtrace::{
+        enrich::Enricher,
+        event::System,
+        kernel::gfp::GfpTable,
+        pipeline::Pipeline,
+        sink::{Sinks, json::JsonLines},
+    };
+    use serde_json::{Value, json};
+
+    /// Builds oomtrace with the benchmark program, in a target directory of its own (so the
+    /// normal build is not touched), and returns the eBPF object.
+    pub fn object() -> anyhow::Result<Vec<u8>> {
+        let dir = "target/bench-build";
+        let st = std::process::Command::new("cargo")
+            .args(["build", "--release", "-p", "oomtrace", "--target-dir", dir])
+            .env("OOMTRACE_EBPF_FEATURES", "bench")
+            .status()
+            .context("building the benchmark object")?;
+        if !st.success() {
+            bail!("building the benchmark object failed ({st})");
+        }
+        let newest = std::fs::read_dir(format!("{dir}/release/build"))?
+            .flatten()
+            .map(|e| e.path().join("out/oomtrace.bpf.o"))
+            .filter(|p| p.exists())
+            .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+            .context("no oomtrace.bpf.o under target/bench-build")?;
+        std::fs::read(&newest).with_context(|| format!("reading {}", newest.display()))
+    }
+
+    /// 1 and 2 producers, at the default ring size and at 4 MiB.
+    pub fn all() -> anyhow::Result<Value> {
+        eprintln!("bench: ring path (benchmark-only program on oom:oom_score_adj_update)");
+        let obj = object()?;
+        let mut runs = Vec::new();
+        for ring_bytes in [256 * 1024, 4 << 20] {
+            for producers in [1, 2] {
+                let v = run(&obj, producers, 2.0, ring_bytes)?;
+                eprintln!("bench: ring {ring_bytes} B, {producers} producer(s): {v}");
+                runs.push(v);
+            }
+        }
+        Ok(json!(runs))
+    }
+
+    pub fn run(
+        obj: &[u8],
+        producers: usize,
+        seconds: f64,
+        ring_size: u32,
+    ) -> anyhow::Result<Value> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", ring_size)
+            .load(obj)
+            .context("loading the bench object")?;
+        let _logger = aya_log::EbpfLogger::init(&mut ebpf).context("aya-log")?;
+        let prog: &mut TracePoint = ebpf
+            .program_mut("bench_ring")
+            .context("no bench_ring program")?
+            .try_into()?;
+        prog.load()?;
+        prog.attach("oom", "oom_score_adj_update")?;
+        let mut ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS")?)?;
+        let counters: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS")?)?;
+        let sys = System::read();
+        let mut sinks = Sinks::default();
+        sinks.push(Box::new(JsonLines::new("bench", std::io::sink())));
+        let mut pipeline = Pipeline::new(
+            "bench".into(),
+            sys,
+            GfpTable::builtin(),
+            false,
+            Enricher::new("/nonexistent"),
+            sinks,
+        );
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let fired = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..producers)
+            .map(|_| {
+                let (stop, fired) = (stop.clone(), fired.clone());
+                std::thread::spawn(move || -> std::io::Result<()> {
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/proc/self/oom_score_adj")?;
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        // 0..=1000 only: negative values need CAP_SYS_RESOURCE.
+                        f.write_all(if n.is_multiple_of(2) { b"1" } else { b"0" })?;
+                        n += 1;
+                    }
+                    fired.fetch_add(n, Ordering::Relaxed);
+                    Ok(())
+                })
+            })
+            .collect();
+        let t0 = Instant::now();
+        let mut delivered = 0u64;
+        while t0.elapsed().as_secs_f64() < seconds {
+            let mut got = false;
+            while let Some(item) = ring.next() {
+                pipeline.handle(&item);
+                delivered += 1;
+                got = true;
+            }
+            if !got {
+                std::hint::spin_loop();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("producer panicked"))??;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        while let Some(item) = ring.next() {
+            pipeline.handle(&item);
+            delivered += 1;
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        let lost: u64 = counters
+            .get(&oomtrace_common::counter::RING_FULL, 0)?
+            .iter()
+            .sum();
+        let _ = std::fs::write("/proc/self/oom_score_adj", "0");
+        #[expect(clippy::cast_precision_loss, reason = "a rate")]
+        let rate = delivered as f64 / elapsed;
+        Ok(
+            json!({"producers": producers, "ring_bytes": ring_size, "seconds": elapsed,
+                  "fired": fired.load(Ordering::Relaxed), "delivered": delivered, "lost": lost,
+                  "delivered_per_second": rate}),
+        )
     }
 }

@@ -30,6 +30,9 @@ enum Task {
         /// Real OOM kills per tool for the latency figure (≥ 200).
         #[arg(long, default_value_t = 1000)]
         kills: usize,
+        /// Only the ring-path figure (no OOM kills, no bpftrace).
+        #[arg(long)]
+        ring_only: bool,
     },
     /// Run every cargo-fuzz target in fuzz/ for a bounded time (needs rustup nightly; installs
     /// cargo-fuzz when missing). Fails on the first crash.
@@ -63,7 +66,17 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.task {
-        Task::Bench { out, kills } => bench::run(&out, kills),
+        Task::Bench {
+            out,
+            kills,
+            ring_only,
+        } => {
+            if ring_only {
+                bench::ring_only(&out)
+            } else {
+                bench::run(&out, kills)
+            }
+        }
         Task::Fuzz { seconds, target } => fuzz::run(seconds, target.as_deref()),
         Task::Man { out } => docs::man(&out),
         Task::Completions { out } => docs::completions(&out),
