@@ -337,6 +337,9 @@ fn stats_json(s: Option<Stats>) -> Value {
 }
 
 pub fn run(out: &Path, kills_n: usize) -> anyhow::Result<()> {
+    if rerun_in_release()? {
+        return Ok(());
+    }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("cargo xtask bench needs root (BPF, memory cgroups)");
@@ -488,8 +491,29 @@ const ROWS: [(&str, &str, &str, &str); 16] = [
     ("storm: daemon CPU", "/storm/daemon_cpu_seconds", "s", ""),
 ];
 
+/// Benchmarks of the userspace path must run optimized: a debug `cargo xtask` re-runs itself
+/// with `--release`. Returns true when it did (the caller then stops).
+pub fn rerun_in_release() -> anyhow::Result<bool> {
+    if !cfg!(debug_assertions) {
+        return Ok(false);
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let st = Command::new("cargo")
+        .args(["run", "--quiet", "--release", "--package", "xtask", "--"])
+        .args(&args)
+        .status()
+        .context("re-running xtask in release")?;
+    if !st.success() {
+        bail!("cargo xtask bench (release) failed: {st}");
+    }
+    Ok(true)
+}
+
 /// `--ring-only`: just figure 6, written to `<out>/ring.json`.
 pub fn ring_only(out: &Path) -> anyhow::Result<()> {
+    if rerun_in_release()? {
+        return Ok(());
+    }
     let v = ring::all()?;
     fs::create_dir_all(out)?;
     fs::write(out.join("ring.json"), serde_json::to_string_pretty(&v)?)?;
@@ -718,19 +742,23 @@ pub mod ring {
             t.join()
                 .map_err(|_| anyhow::anyhow!("producer panicked"))??;
         }
-        std::thread::sleep(Duration::from_millis(50));
-        while let Some(item) = ring.next() {
+        // The rate is what was consumed while producing; what was still queued is drained after.
+        let elapsed = t0.elapsed().as_secs_f64();
+        let in_window = delivered;
+        let drain_until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < drain_until
+            && let Some(item) = ring.next()
+        {
             pipeline.handle(&item);
             delivered += 1;
         }
-        let elapsed = t0.elapsed().as_secs_f64();
         let lost: u64 = counters
             .get(&oomtrace_common::counter::RING_FULL, 0)?
             .iter()
             .sum();
         let _ = std::fs::write("/proc/self/oom_score_adj", "0");
         #[expect(clippy::cast_precision_loss, reason = "a rate")]
-        let rate = delivered as f64 / elapsed;
+        let rate = in_window as f64 / elapsed;
         Ok(
             json!({"producers": producers, "ring_bytes": ring_size, "seconds": elapsed,
                   "fired": fired.load(Ordering::Relaxed), "delivered": delivered, "lost": lost,
