@@ -237,10 +237,6 @@ fn attach_pinned(
     })
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "one start-up sequence: pins, then BPF or the kernel log, then the pipeline"
-)]
 fn attach(
     a: &AttachArgs,
     settings: &Settings,
@@ -299,17 +295,6 @@ fn attach(
                 None
             }
         },
-    };
-    let make_pipeline = |gfp, context_hook, sinks| {
-        Pipeline::new(
-            pipeline::node_name(),
-            System::read(),
-            gfp,
-            context_hook,
-            Enricher::new(&a.host_root),
-            sinks,
-        )
-        .with_memory_mount(cgroups::memory_mount(Path::new("/"), mode))
     };
     let Some((tracefs, mut loaded)) = bpf else {
         let src =

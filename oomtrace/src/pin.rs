@@ -15,7 +15,6 @@
 //! /proc/vmstat, so reconciliation reports them as unexplained).
 
 use std::{
-    ffi::CString,
     fs::File,
     io,
     os::fd::AsRawFd as _,
@@ -59,12 +58,7 @@ pub fn layout_id() -> String {
 }
 
 fn is_bpffs(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: zeroed statfs is a valid out-parameter; the path is NUL-terminated.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    (unsafe { libc::statfs(c.as_ptr(), &raw mut st) }) == 0 && st.f_type == BPF_FS_MAGIC
+    crate::kernel::fs_magic(path) == Some(BPF_FS_MAGIC)
 }
 
 /// Mounts bpffs on the root's parent (normally /sys/fs/bpf) when it is not bpffs yet.
@@ -74,27 +68,10 @@ fn ensure_bpffs(root: &Path) -> Result<(), PinError> {
         return Ok(());
     }
     log::info!("mounting bpffs on {}", mnt.display());
-    let target = CString::new(mnt.as_os_str().as_encoded_bytes()).map_err(|e| PinError::Mount {
+    crate::kernel::mount_pseudo_fs("bpf", mnt).map_err(|source| PinError::Mount {
         path: mnt.to_path_buf(),
-        source: io::Error::other(e),
+        source,
     })?;
-    let fstype = CString::new("bpf").expect("no NUL");
-    // SAFETY: valid NUL-terminated strings, no data argument.
-    let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(PinError::Mount {
-            path: mnt.to_path_buf(),
-            source: io::Error::last_os_error(),
-        });
-    }
     Ok(())
 }
 

@@ -50,6 +50,19 @@ fn find_oomtrace(needle: &str) -> Option<i32> {
     })
 }
 
+/// Kills the pipeline's oomtrace (found by its unique metrics address) if the test fails before
+/// stopping it: `sh` is our child, oomtrace is not.
+struct KillOnDrop(String);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = find_oomtrace(&self.0) {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
 #[test]
 fn stdout_closed_mid_run_keeps_tracing() {
     if !require_root() {
@@ -57,6 +70,7 @@ fn stdout_closed_mid_run_keeps_tracing() {
     }
     let addr = format!("127.0.0.1:{}", prom::free_port());
     let bin = oomtrace_bin();
+    let _guard = KillOnDrop(addr.clone());
     let mut sh = Command::new("sh")
         .env("OOMTRACE_NO_PIN", "true")
         .args([

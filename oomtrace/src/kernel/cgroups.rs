@@ -27,13 +27,7 @@ impl CgroupMode {
 }
 
 fn is_cgroup2(path: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: zeroed statfs is a valid out-parameter; the path is NUL-terminated.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &raw mut st) };
-    rc == 0 && st.f_type == CGROUP2_SUPER_MAGIC
+    super::fs_magic(path) == Some(CGROUP2_SUPER_MAGIC)
 }
 
 /// Looks at `<root>/sys/fs/cgroup`.

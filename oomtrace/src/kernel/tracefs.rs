@@ -6,7 +6,6 @@
 //! start-up and pass the locations to the program.
 
 use std::{
-    ffi::CString,
     io,
     path::{Path, PathBuf},
 };
@@ -40,24 +39,12 @@ pub fn ensure_mounted() -> Result<PathBuf, TracefsError> {
         }
     }
     log::info!("tracefs is not mounted; mounting it on {TRACEFS}");
-    let target = CString::new(TRACEFS).expect("no NUL");
-    let fstype = CString::new("tracefs").expect("no NUL");
-    // SAFETY: valid NUL-terminated strings, no data argument.
-    let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(TracefsError::Mount {
+    super::mount_pseudo_fs("tracefs", Path::new(TRACEFS)).map_err(|source| {
+        TracefsError::Mount {
             path: TRACEFS.into(),
-            source: io::Error::last_os_error(),
-        });
-    }
+            source,
+        }
+    })?;
     Ok(PathBuf::from(TRACEFS))
 }
 
