@@ -53,6 +53,9 @@ fn kmsg_and_bpf_agree_on_the_same_kill() {
     }
     let mut bpf = Daemon::start(&["run", "--source", "bpf"]);
     let mut kmsg = Daemon::start(&["run", "--source", "kmsg"]);
+    // The kernel prints an OOM's header and summary (the cgroup paths) at most 10 times per 5 s
+    // (dump_header's ratelimit); the tests before this one kill often. Start a fresh window.
+    std::thread::sleep(Duration::from_millis(5500));
     let (pid, cg) = kill_one("oomtrace-kmsg");
     let (_, b) = bpf.victim(pid, Duration::from_secs(5));
     let (_, k) = kmsg.victim(pid, Duration::from_secs(5));
