@@ -91,19 +91,33 @@ fn proc_read(pid: u32, file: &str) -> String {
     fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default()
 }
 
+/// `voluntary_ctxt_switches:` of one /proc/<pid>/task/<tid>/status.
+pub fn voluntary_field(status: &str) -> Option<u64> {
+    status.lines().find_map(|l| {
+        l.strip_prefix("voluntary_ctxt_switches:")?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// `memlock:` of one /proc/<pid>/fdinfo/<fd> when the fd is a BPF map (`map_type:` present);
+/// None for any other fd (programs and links have a `memlock:` too, and are not map memory).
+pub fn map_memlock(fdinfo: &str) -> Option<u64> {
+    if !fdinfo.lines().any(|l| l.starts_with("map_type:")) {
+        return None;
+    }
+    fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("memlock:")?.trim().parse().ok())
+}
+
 /// Voluntary context switches of every thread of a process.
 fn voluntary_switches(pid: u32) -> u64 {
     fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| {
         d.flatten()
             .filter_map(|t| fs::read_to_string(t.path().join("status")).ok())
-            .filter_map(|s| {
-                s.lines().find_map(|l| {
-                    l.strip_prefix("voluntary_ctxt_switches:")?
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-            })
+            .filter_map(|s| voluntary_field(&s))
             .sum()
     })
 }
@@ -113,11 +127,7 @@ fn bpf_map_bytes(pid: u32) -> u64 {
     fs::read_dir(format!("/proc/{pid}/fdinfo")).map_or(0, |d| {
         d.flatten()
             .filter_map(|e| fs::read_to_string(e.path()).ok())
-            .filter(|t| t.contains("map_type:"))
-            .filter_map(|t| {
-                t.lines()
-                    .find_map(|l| l.strip_prefix("memlock:")?.trim().parse::<u64>().ok())
-            })
+            .filter_map(|t| map_memlock(&t))
             .sum()
     })
 }
@@ -206,14 +216,56 @@ fn oomtrace_cmd(t: &Tools) -> Command {
     c
 }
 
+const BPFTRACE_SCRIPT: &str =
+    r#"tracepoint:oom:mark_victim { printf("%d %llu\n", args->pid, nsecs); }"#;
+
 fn bpftrace_cmd() -> Command {
     let mut c = Command::new("bpftrace");
-    // bpftrace 0.17's nsecs is bpf_ktime_get_ns(): CLOCK_MONOTONIC.
-    c.args([
-        "-e",
-        r#"tracepoint:oom:mark_victim { printf("%d %llu\n", args->pid, nsecs); }"#,
-    ]);
+    c.args(["-e", BPFTRACE_SCRIPT]);
     c
+}
+
+/// A kernel clock a tracer stamps events with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// CLOCK_BOOTTIME (`bpf_ktime_get_boot_ns`, BPF helper 125).
+    Boot,
+    /// CLOCK_MONOTONIC (`bpf_ktime_get_ns`, BPF helper 5).
+    Monotonic,
+}
+
+impl Clock {
+    pub fn name(self) -> &'static str {
+        match self {
+            Clock::Boot => "CLOCK_BOOTTIME",
+            Clock::Monotonic => "CLOCK_MONOTONIC",
+        }
+    }
+}
+
+/// The clock bpftrace's `nsecs` reads, from the LLVM IR that `bpftrace -d` prints: the helper
+/// called for `%get_ns` (its number is cast to a function pointer).
+pub fn nsecs_clock_from_ir(ir: &str) -> Option<Clock> {
+    let line = ir.lines().find(|l| l.contains("%get_ns = "))?;
+    let n = line.split("inttoptr (i64 ").nth(1)?.split(' ').next()?;
+    match n {
+        "125" => Some(Clock::Boot),
+        "5" => Some(Clock::Monotonic),
+        _ => None,
+    }
+}
+
+/// Asks the installed bpftrace which clock `nsecs` is (a dry run; nothing is attached).
+/// bpftrace 0.17 on this project's machine: helper 125, CLOCK_BOOTTIME, not CLOCK_MONOTONIC.
+fn bpftrace_clock() -> anyhow::Result<Clock> {
+    let out = Command::new("bpftrace")
+        .args(["-d", "-e", BPFTRACE_SCRIPT])
+        .stdin(Stdio::null())
+        .output()
+        .context("bpftrace -d")?;
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    nsecs_clock_from_ir(&text)
+        .context("bpftrace -d: no `%get_ns` helper call with a known clock in its output")
 }
 
 /// OOM-kills `n` hogs, `at_once` at a time, spread over `cgroups` 64 MiB cgroups.
@@ -285,7 +337,7 @@ fn latencies(
     tr: &Tracer,
     pids: &[u32],
     kernel_ns: &dyn Fn(&str) -> Option<(u32, u64)>,
-    monotonic: bool,
+    clock: Clock,
 ) -> Vec<f64> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut got = Vec::new();
@@ -296,7 +348,10 @@ fn latencies(
         if let Some((pid, k)) = kernel_ns(&line)
             && pids.contains(&pid)
         {
-            let read = if monotonic { mono } else { boot };
+            let read = match clock {
+                Clock::Boot => boot,
+                Clock::Monotonic => mono,
+            };
             #[expect(clippy::cast_precision_loss, reason = "milliseconds")]
             got.push(read.saturating_sub(k) as f64 / 1e6);
         }
@@ -379,7 +434,12 @@ pub fn run(out: &Path, kills_n: usize) -> anyhow::Result<()> {
     let mut r = json!({"kernel": kernel, "cpus": std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
                        "loadavg_at_start": loadavg.trim(), "kills": kills_n});
     let mut tools = vec![("oomtrace", true)];
+    // Compared with the same clock when the line is read.
+    let mut bt_clock = Clock::Boot;
     if have_bpftrace {
+        bt_clock = bpftrace_clock()?;
+        eprintln!("bench: bpftrace's nsecs is {}", bt_clock.name());
+        r["bpftrace_nsecs_clock"] = json!(bt_clock.name());
         tools.push(("bpftrace", false));
     } else {
         eprintln!(
@@ -403,9 +463,9 @@ pub fn run(out: &Path, kills_n: usize) -> anyhow::Result<()> {
         eprintln!("bench: {name}: {kills_n} real OOM kills, one at a time");
         let pids = kills(&t, kills_n, 4, 1)?;
         let lat = if ours {
-            latencies(&tr, &pids, &oomtrace_stamp, false)
+            latencies(&tr, &pids, &oomtrace_stamp, Clock::Boot)
         } else {
-            latencies(&tr, &pids, &bpftrace_stamp, true)
+            latencies(&tr, &pids, &bpftrace_stamp, bt_clock)
         };
         let mem_after = memory(pid);
         let storm = if ours {
@@ -413,7 +473,7 @@ pub fn run(out: &Path, kills_n: usize) -> anyhow::Result<()> {
             let c0 = cpu_seconds(&proc_read(pid, "stat")).unwrap_or(0.0);
             let s0 = Instant::now();
             let spids = kills(&t, 200, 20, 10)?;
-            let delivered = latencies(&tr, &spids, &oomtrace_stamp, false).len();
+            let delivered = latencies(&tr, &spids, &oomtrace_stamp, Clock::Boot).len();
             json!({"kills": 200, "delivered": delivered, "seconds": s0.elapsed().as_secs_f64(),
                    "daemon_cpu_seconds": cpu_seconds(&proc_read(pid, "stat")).unwrap_or(0.0) - c0})
         } else {
@@ -614,6 +674,7 @@ mod tests {
 pub mod ring {
     use std::{
         io::Write as _,
+        path::{Path, PathBuf},
         sync::{
             Arc,
             atomic::{AtomicBool, AtomicU64, Ordering},
@@ -636,40 +697,108 @@ pub mod ring {
     };
     use serde_json::{Value, json};
 
-    /// Builds oomtrace with the benchmark program, in a target directory of its own (so the
-    /// normal build is not touched), and returns the eBPF object.
-    pub fn object() -> anyhow::Result<Vec<u8>> {
-        let dir = "target/bench-build";
+    const BUILD_DIR: &str = "target/bench-build";
+
+    /// Builds xtask in release with the benchmark program in oomtrace's eBPF object
+    /// (`OOMTRACE_EBPF_FEATURES=bench`, honoured by oomtrace/build.rs), in a target directory of
+    /// its own so the normal build is not touched. Returns that xtask and the object.
+    pub fn build() -> anyhow::Result<(PathBuf, PathBuf)> {
         let st = std::process::Command::new("cargo")
-            .args(["build", "--release", "-p", "oomtrace", "--target-dir", dir])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "xtask",
+                "--target-dir",
+                BUILD_DIR,
+            ])
             .env("OOMTRACE_EBPF_FEATURES", "bench")
             .status()
             .context("building the benchmark object")?;
         if !st.success() {
             bail!("building the benchmark object failed ({st})");
         }
-        let newest = std::fs::read_dir(format!("{dir}/release/build"))?
+        let newest = std::fs::read_dir(format!("{BUILD_DIR}/release/build"))?
             .flatten()
             .map(|e| e.path().join("out/oomtrace.bpf.o"))
             .filter(|p| p.exists())
             .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-            .context("no oomtrace.bpf.o under target/bench-build")?;
-        std::fs::read(&newest).with_context(|| format!("reading {}", newest.display()))
+            .with_context(|| format!("no oomtrace.bpf.o under {BUILD_DIR}"))?;
+        Ok((PathBuf::from(BUILD_DIR).join("release/xtask"), newest))
     }
 
-    /// 1 and 2 producers, at the default ring size and at 4 MiB.
+    /// `--ring-object`: the measurements, in this (release) process; JSON on stdout.
+    pub fn measure(obj: &Path) -> anyhow::Result<()> {
+        let obj = std::fs::read(obj).with_context(|| format!("reading {}", obj.display()))?;
+        let v = sweep(&obj)?;
+        println!("{}", serde_json::to_string(&v)?);
+        Ok(())
+    }
+
+    /// The largest ring the sweep tries.
+    const MAX_RING: u32 = 64 << 20;
+
+    /// 1 and 2 producers at the default ring size; while records are lost, the ring is doubled
+    /// (up to 64 MiB) to find the size that loses none over the run.
+    ///
+    /// `cargo xtask` runs a debug build; the drain (decoder, pipeline, serde_json) is measured in
+    /// a release build of xtask instead, started from here.
     pub fn all() -> anyhow::Result<Value> {
         eprintln!("bench: ring path (benchmark-only program on oom:oom_score_adj_update)");
-        let obj = object()?;
+        let (xtask, obj) = build()?;
+        let out = std::process::Command::new(&xtask)
+            .arg("bench")
+            .arg("--ring-object")
+            .arg(&obj)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {}", xtask.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} bench --ring-object failed: {}",
+                xtask.display(),
+                out.status
+            );
+        }
+        serde_json::from_slice(&out.stdout).context("the ring-path JSON")
+    }
+
+    fn sweep(obj: &[u8]) -> anyhow::Result<Value> {
         let mut runs = Vec::new();
-        for ring_bytes in [256 * 1024, 4 << 20] {
-            for producers in [1, 2] {
+        for producers in [1, 2] {
+            let mut ring_bytes = oomtrace::probes::DEFAULT_RING_SIZE;
+            loop {
                 let v = run(&obj, producers, 2.0, ring_bytes)?;
                 eprintln!("bench: ring {ring_bytes} B, {producers} producer(s): {v}");
+                let lost = v["lost"].as_u64().unwrap_or(0);
                 runs.push(v);
+                if lost == 0 || ring_bytes >= MAX_RING {
+                    break;
+                }
+                ring_bytes *= 2;
             }
         }
         Ok(json!(runs))
+    }
+
+    /// The JSON sink's destination: counts the bytes and lines written, keeps nothing.
+    #[derive(Clone, Default)]
+    pub struct Counting {
+        pub bytes: Arc<AtomicU64>,
+        pub lines: Arc<AtomicU64>,
+    }
+
+    impl std::io::Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            let nl = buf.iter().filter(|&&b| b == b'\n').count() as u64;
+            self.lines.fetch_add(nl, Ordering::Relaxed);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     pub fn run(
@@ -694,7 +823,8 @@ pub mod ring {
             PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS")?)?;
         let sys = System::read();
         let mut sinks = Sinks::default();
-        sinks.push(Box::new(JsonLines::new("bench", std::io::sink())));
+        let out = Counting::default();
+        sinks.push(Box::new(JsonLines::new("bench", out.clone())));
         let mut pipeline = Pipeline::new(
             "bench".into(),
             sys,
@@ -726,10 +856,11 @@ pub mod ring {
             .collect();
         let t0 = Instant::now();
         let mut delivered = 0u64;
+        let mut events = 0u64;
         while t0.elapsed().as_secs_f64() < seconds {
             let mut got = false;
             while let Some(item) = ring.next() {
-                pipeline.handle(&item);
+                events += u64::from(pipeline.handle(&item).is_some());
                 delivered += 1;
                 got = true;
             }
@@ -742,27 +873,38 @@ pub mod ring {
             t.join()
                 .map_err(|_| anyhow::anyhow!("producer panicked"))??;
         }
-        // The rate is what was consumed while producing; what was still queued is drained after.
-        let elapsed = t0.elapsed().as_secs_f64();
-        let in_window = delivered;
-        let drain_until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < drain_until
-            && let Some(item) = ring.next()
-        {
-            pipeline.handle(&item);
+        std::thread::sleep(Duration::from_millis(50));
+        while let Some(item) = ring.next() {
+            events += u64::from(pipeline.handle(&item).is_some());
             delivered += 1;
         }
+        let elapsed = t0.elapsed().as_secs_f64();
+        let fired = fired.load(Ordering::Relaxed);
         let lost: u64 = counters
             .get(&oomtrace_common::counter::RING_FULL, 0)?
             .iter()
             .sum();
         let _ = std::fs::write("/proc/self/oom_score_adj", "0");
         #[expect(clippy::cast_precision_loss, reason = "a rate")]
-        let rate = in_window as f64 / elapsed;
+        let rate = delivered as f64 / elapsed;
+        let json_lines = out.lines.load(Ordering::Relaxed);
+        // Every write fired the program once: what it fired was either delivered or lost
+        // (other processes writing an oom_score_adj meanwhile only add to the two).
+        if delivered + lost < fired || json_lines != events || events != delivered {
+            bail!(
+                "ring path does not add up: fired {fired}, delivered {delivered} + lost {lost}, \
+                 events {events}, JSON lines {json_lines}"
+            );
+        }
+        #[expect(clippy::cast_precision_loss, reason = "rates")]
+        let (fired_rate, lost_rate) = (fired as f64 / elapsed, lost as f64 / elapsed);
         Ok(
             json!({"producers": producers, "ring_bytes": ring_size, "seconds": elapsed,
-                  "fired": fired.load(Ordering::Relaxed), "delivered": delivered, "lost": lost,
-                  "delivered_per_second": rate}),
+                  "fired": fired, "delivered": delivered, "lost": lost,
+                  "other_fires": delivered + lost - fired, "json_lines": json_lines, "json_bytes": out.bytes.load(Ordering::Relaxed),
+                  "delivered_per_second": rate, "fired_per_second": fired_rate,
+                  "lost_per_second": lost_rate,
+                  "drain_profile": if cfg!(debug_assertions) { "debug" } else { "release" }}),
         )
     }
 }

@@ -33,6 +33,10 @@ enum Task {
         /// Only the ring-path figure (no OOM kills, no bpftrace).
         #[arg(long)]
         ring_only: bool,
+        /// Internal: measure the ring path with this benchmark object in this process and print
+        /// the JSON (the bench re-runs itself, built in release, with it).
+        #[arg(long, hide = true)]
+        ring_object: Option<PathBuf>,
     },
     /// Run every cargo-fuzz target in fuzz/ for a bounded time (needs rustup nightly; installs
     /// cargo-fuzz when missing). Fails on the first crash.
@@ -70,8 +74,11 @@ fn main() -> anyhow::Result<()> {
             out,
             kills,
             ring_only,
+            ring_object,
         } => {
-            if ring_only {
+            if let Some(obj) = ring_object {
+                bench::ring::measure(&obj)
+            } else if ring_only {
                 bench::ring_only(&out)
             } else {
                 bench::run(&out, kills)
