@@ -611,22 +611,126 @@ fn markdown(res: &Value) -> String {
             show(theirs, unit)
         );
     }
+    if let Some(c) = res["bpftrace_nsecs_clock"].as_str() {
+        let _ = writeln!(
+            md,
+            "\nbpftrace's `nsecs` is {c} here (from `bpftrace -d`); its latency is read against it."
+        );
+    }
     let _ = writeln!(
         md,
-        "\n| ring path | ring bytes | producers | delivered/s | lost | fired |\n|---|---|---|---|---|---|"
+        "\n| ring path (bench_ring → decode → pipeline → JSON) | ring | producers | fired/s | \
+         delivered/s | lost | lost/s |\n|---|---|---|---|---|---|---|"
     );
     for v in res["ring_path"].as_array().into_iter().flatten() {
         let _ = writeln!(
             md,
-            "| bench_ring → decode → JSON | {} | {} | {:.0} | {} | {} |",
-            v["ring_bytes"],
+            "| {} s, drain built {} | {} KiB | {} | {:.0} | {:.0} | {} | {:.0} |",
+            v["seconds"]
+                .as_f64()
+                .map_or("?".into(), |s| format!("{s:.1}")),
+            v["drain_profile"].as_str().unwrap_or("?"),
+            v["ring_bytes"].as_u64().unwrap_or(0) / 1024,
             v["producers"],
+            v["fired_per_second"].as_f64().unwrap_or(0.0),
             v["delivered_per_second"].as_f64().unwrap_or(0.0),
             v["lost"],
-            v["fired"]
+            v["lost_per_second"].as_f64().unwrap_or(0.0),
         );
     }
+    let _ = writeln!(md, "\n| target | result | met? |\n|---|---|---|");
+    for (target, result, met) in targets(res) {
+        let met = match met {
+            Some(true) => "**yes**",
+            Some(false) => "**no**",
+            None => "not measured",
+        };
+        let _ = writeln!(md, "| {target} | {result} | {met} |");
+    }
     md
+}
+
+/// Each target of issue 9 against the result: (target, what was measured, met?).
+pub fn targets(res: &Value) -> Vec<(&'static str, String, Option<bool>)> {
+    let o = &res["oomtrace"];
+    let f = |p: &str| o.pointer(p).and_then(Value::as_f64);
+    let mut t = Vec::new();
+    t.push((
+        "idle: 0 wakeups in 10 s",
+        f("/idle_10s/voluntary_context_switches").map_or("n/a".into(), |v| {
+            format!(
+                "{v:.0} voluntary context switches, {:.2} s CPU",
+                f("/idle_10s/cpu_seconds").unwrap_or(0.0)
+            )
+        }),
+        f("/idle_10s/voluntary_context_switches").map(|v| v == 0.0),
+    ));
+    let rss = [
+        f("/memory_at_start/rss_kib"),
+        f("/memory_after_kills/rss_kib"),
+    ];
+    t.push((
+        "RSS ≤ 8 MiB (after start-up and after the kills)",
+        match rss {
+            [Some(a), Some(b)] => format!("{a:.0} KiB / {b:.0} KiB"),
+            _ => "n/a".into(),
+        },
+        match rss {
+            [Some(a), Some(b)] => Some(a <= 8192.0 && b <= 8192.0),
+            _ => None,
+        },
+    ));
+    t.push((
+        "start-up ≤ 50 ms (median)",
+        f("/startup_ms/p50").map_or("n/a".into(), |v| format!("{v:.1} ms")),
+        f("/startup_ms/p50").map(|v| v <= 50.0),
+    ));
+    t.push((
+        "latency p99 ≤ 1 ms",
+        f("/latency_ms/p99").map_or("n/a".into(), |v| {
+            format!(
+                "p99 {v:.2} ms over {} kills",
+                o["latency_delivered"].as_u64().unwrap_or(0)
+            )
+        }),
+        f("/latency_ms/p99").map(|v| v <= 1.0),
+    ));
+    t.push((
+        "storm: all 200 kills delivered",
+        f("/storm/delivered").map_or("n/a".into(), |v| {
+            format!(
+                "{v:.0} of 200 in {:.2} s",
+                f("/storm/seconds").unwrap_or(0.0)
+            )
+        }),
+        f("/storm/delivered").map(|v| v >= 200.0),
+    ));
+    let default_ring = u64::from(oomtrace::probes::DEFAULT_RING_SIZE);
+    for producers in [1, 2] {
+        let at_default = res["ring_path"].as_array().and_then(|a| {
+            a.iter().find(|v| {
+                v["producers"] == producers && v["ring_bytes"].as_u64() == Some(default_ring)
+            })
+        });
+        let target = if producers == 1 {
+            "ring path ≥ 1 M records/s, 0 lost, 256 KiB ring (1 producer)"
+        } else {
+            "ring path ≥ 1 M records/s, 0 lost, 256 KiB ring (2 producers)"
+        };
+        t.push(match at_default {
+            None => (target, "n/a".into(), None),
+            Some(v) => {
+                let rate = v["delivered_per_second"].as_f64().unwrap_or(0.0);
+                let lost = v["lost"].as_u64().unwrap_or(u64::MAX);
+                (
+                    target,
+                    format!("{:.2} M/s delivered, {lost} lost", rate / 1e6),
+                    Some(rate >= 1e6 && lost == 0),
+                )
+            }
+        });
+    }
+    t
 }
 
 #[cfg(test)]
@@ -664,6 +768,73 @@ mod tests {
             oomtrace_stamp(r#"{"boot_ns":5,"victim":{"pid":7}}"#),
             Some((7, 5))
         );
+    }
+
+    #[test]
+    fn context_switches_and_map_memory() {
+        let status =
+            "Name:\toomtrace\nvoluntary_ctxt_switches:\t17\nnonvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(voluntary_field(status), Some(17));
+        assert_eq!(voluntary_field("Name:\tx\n"), None);
+        // As bpf_map_show_fdinfo / bpf_prog_show_fdinfo print them (6.18).
+        let map = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t2071\nmap_type:\t27\n\
+                   key_size:\t0\nvalue_size:\t0\nmax_entries:\t262144\nmap_flags:\t0x0\n\
+                   map_extra:\t0x0\nmemlock:\t266560\nmap_id:\t12\nfrozen:\t0\n";
+        assert_eq!(map_memlock(map), Some(266_560));
+        let prog = "pos:\t0\nflags:\t02000002\nprog_type:\t26\nprog_jited:\t1\n\
+                    memlock:\t4096\nprog_id:\t40\n";
+        assert_eq!(map_memlock(prog), None, "a program is not map memory");
+        assert_eq!(map_memlock("pos:\t0\nflags:\t02\n"), None);
+    }
+
+    #[test]
+    fn targets_met_and_not() {
+        let res = json!({
+            "oomtrace": {
+                "idle_10s": {"voluntary_context_switches": 0, "cpu_seconds": 0.0},
+                "memory_at_start": {"rss_kib": 8000},
+                "memory_after_kills": {"rss_kib": 8300},
+                "startup_ms": {"p50": 45.0},
+                "latency_ms": {"p99": 1.5},
+                "latency_delivered": 1000,
+                "storm": {"delivered": 200, "seconds": 3.0},
+            },
+            "ring_path": [
+                {"producers": 1, "ring_bytes": 262_144, "delivered_per_second": 1.2e6, "lost": 0},
+                {"producers": 2, "ring_bytes": 262_144, "delivered_per_second": 1.5e6, "lost": 9},
+            ],
+        });
+        let met: Vec<Option<bool>> = targets(&res).into_iter().map(|t| t.2).collect();
+        assert_eq!(
+            met,
+            [
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(false),
+                Some(true),
+                Some(true),
+                Some(false)
+            ]
+        );
+        let none = targets(&json!({}));
+        assert!(none.iter().all(|t| t.2.is_none()), "{none:?}");
+    }
+
+    #[test]
+    fn bpftrace_clock_from_its_ir() {
+        // bpftrace 0.17 `-d`, tracepoint:oom:mark_victim with nsecs (Debian package, 6.18 host).
+        let ir = "  %8 = getelementptr inbounds ...\n  \
+                  %get_ns = tail call i64 inttoptr (i64 125 to i64 ()*)()\n  \
+                  store i64 %get_ns, i64* %9, align 8\n";
+        assert_eq!(nsecs_clock_from_ir(ir), Some(Clock::Boot));
+        let mono = "%get_ns = call i64 inttoptr (i64 5 to i64 ()*)()";
+        assert_eq!(nsecs_clock_from_ir(mono), Some(Clock::Monotonic));
+        assert_eq!(
+            nsecs_clock_from_ir("%get_ns = call i64 inttoptr (i64 7 to"),
+            None
+        );
+        assert_eq!(nsecs_clock_from_ir("no such line"), None);
     }
 }
 
