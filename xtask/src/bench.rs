@@ -869,6 +869,7 @@ pub mod ring {
         programs::TracePoint,
     };
     use oomtrace::{
+        decode::decode,
         enrich::Enricher,
         event::System,
         kernel::gfp::GfpTable,
@@ -946,9 +947,18 @@ pub mod ring {
     fn sweep(obj: &[u8]) -> anyhow::Result<Value> {
         let mut runs = Vec::new();
         for producers in [1, 2] {
+            let v = run(
+                obj,
+                Drain::DecodeOnly,
+                producers,
+                2.0,
+                oomtrace::probes::DEFAULT_RING_SIZE,
+            )?;
+            eprintln!("bench: ring, decode only, {producers} producer(s): {v}");
+            runs.push(v);
             let mut ring_bytes = oomtrace::probes::DEFAULT_RING_SIZE;
             loop {
-                let v = run(obj, producers, 2.0, ring_bytes)?;
+                let v = run(obj, Drain::Pipeline, producers, 2.0, ring_bytes)?;
                 eprintln!("bench: ring {ring_bytes} B, {producers} producer(s): {v}");
                 let lost = v["lost"].as_u64().unwrap_or(0);
                 runs.push(v);
@@ -982,8 +992,48 @@ pub mod ring {
         }
     }
 
+    /// What the consumer does with each record.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Drain {
+        /// The daemon's path: decode → event → enrich → JSON sink.
+        Pipeline,
+        /// Only the length-checked decode: what the ring itself delivers.
+        DecodeOnly,
+    }
+
+    impl Drain {
+        pub fn name(self) -> &'static str {
+            match self {
+                Drain::Pipeline => "pipeline+json",
+                Drain::DecodeOnly => "decode only",
+            }
+        }
+    }
+
+    /// A thread writing /proc/self/oom_score_adj (each write fires the program once) until
+    /// `stop`; adds its writes to `fired`.
+    fn producer(
+        stop: Arc<AtomicBool>,
+        fired: Arc<AtomicU64>,
+    ) -> std::thread::JoinHandle<std::io::Result<()>> {
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/proc/self/oom_score_adj")?;
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // 0..=1000 only: negative values need CAP_SYS_RESOURCE.
+                f.write_all(if n.is_multiple_of(2) { b"1" } else { b"0" })?;
+                n += 1;
+            }
+            fired.fetch_add(n, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
     pub fn run(
         obj: &[u8],
+        mode: Drain,
         producers: usize,
         seconds: f64,
         ring_size: u32,
@@ -1018,34 +1068,29 @@ pub mod ring {
         let stop = Arc::new(AtomicBool::new(false));
         let fired = Arc::new(AtomicU64::new(0));
         let threads: Vec<_> = (0..producers)
-            .map(|_| {
-                let (stop, fired) = (stop.clone(), fired.clone());
-                std::thread::spawn(move || -> std::io::Result<()> {
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .open("/proc/self/oom_score_adj")?;
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        // 0..=1000 only: negative values need CAP_SYS_RESOURCE.
-                        f.write_all(if n.is_multiple_of(2) { b"1" } else { b"0" })?;
-                        n += 1;
-                    }
-                    fired.fetch_add(n, Ordering::Relaxed);
-                    Ok(())
-                })
-            })
+            .map(|_| producer(stop.clone(), fired.clone()))
             .collect();
         let t0 = Instant::now();
         let mut delivered = 0u64;
         let mut events = 0u64;
+        let mut drain = |item: &[u8]| match mode {
+            Drain::Pipeline => u64::from(pipeline.handle(item).is_some()),
+            Drain::DecodeOnly => u64::from(matches!(
+                decode(item),
+                Ok(oomtrace::decode::Record::Victim(_))
+            )),
+        };
         while t0.elapsed().as_secs_f64() < seconds {
-            let mut got = false;
-            while let Some(item) = ring.next() {
-                events += u64::from(pipeline.handle(&item).is_some());
+            // Look at the clock every 1024 records too: producers may never let the ring empty.
+            let mut got = 0;
+            while got < 1024
+                && let Some(item) = ring.next()
+            {
+                events += drain(&item);
                 delivered += 1;
-                got = true;
+                got += 1;
             }
-            if !got {
+            if got == 0 {
                 std::hint::spin_loop();
             }
         }
@@ -1056,7 +1101,7 @@ pub mod ring {
         }
         std::thread::sleep(Duration::from_millis(50));
         while let Some(item) = ring.next() {
-            events += u64::from(pipeline.handle(&item).is_some());
+            events += drain(&item);
             delivered += 1;
         }
         let elapsed = t0.elapsed().as_secs_f64();
@@ -1071,7 +1116,8 @@ pub mod ring {
         let json_lines = out.lines.load(Ordering::Relaxed);
         // Every write fired the program once: what it fired was either delivered or lost
         // (other processes writing an oom_score_adj meanwhile only add to the two).
-        if delivered + lost < fired || json_lines != events || events != delivered {
+        let expect_lines = if mode == Drain::Pipeline { events } else { 0 };
+        if delivered + lost < fired || json_lines != expect_lines || events != delivered {
             bail!(
                 "ring path does not add up: fired {fired}, delivered {delivered} + lost {lost}, \
                  events {events}, JSON lines {json_lines}"
@@ -1081,6 +1127,7 @@ pub mod ring {
         let (fired_rate, lost_rate) = (fired as f64 / elapsed, lost as f64 / elapsed);
         Ok(
             json!({"producers": producers, "ring_bytes": ring_size, "seconds": elapsed,
+                  "drain": mode.name(),
                   "fired": fired, "delivered": delivered, "lost": lost,
                   "other_fires": delivered + lost - fired, "json_lines": json_lines, "json_bytes": out.bytes.load(Ordering::Relaxed),
                   "delivered_per_second": rate, "fired_per_second": fired_rate,
