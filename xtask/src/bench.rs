@@ -631,7 +631,7 @@ fn markdown(res: &Value) -> String {
         "\n| ring path (bench_ring → decode → pipeline → JSON) | ring | producers | fired/s | \
          delivered/s | lost | lost/s |\n|---|---|---|---|---|---|---|"
     );
-    for v in res["ring_path"].as_array().into_iter().flatten() {
+    for v in res["ring_path"]["runs"].as_array().into_iter().flatten() {
         let _ = writeln!(
             md,
             "| {} s, drain built {} | {} KiB | {} | {:.0} | {:.0} | {} | {:.0} |",
@@ -645,6 +645,20 @@ fn markdown(res: &Value) -> String {
             v["delivered_per_second"].as_f64().unwrap_or(0.0),
             v["lost"],
             v["lost_per_second"].as_f64().unwrap_or(0.0),
+        );
+    }
+    for v in res["ring_path"]["drain_capacity"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(
+            md,
+            "\nDrain alone ({}, built {}; a {}-record backlog, no producer running): {:.0} records/s.",
+            v["drain"].as_str().unwrap_or("?"),
+            v["drain_profile"].as_str().unwrap_or("?"),
+            v["backlog"],
+            v["drained_per_second"].as_f64().unwrap_or(0.0)
         );
     }
     let _ = writeln!(md, "\n| target | result | met? |\n|---|---|---|");
@@ -716,7 +730,7 @@ pub fn targets(res: &Value) -> Vec<(&'static str, String, Option<bool>)> {
     ));
     let default_ring = u64::from(oomtrace::probes::DEFAULT_RING_SIZE);
     for producers in [1, 2] {
-        let at_default = res["ring_path"].as_array().and_then(|a| {
+        let at_default = res["ring_path"]["runs"].as_array().and_then(|a| {
             a.iter().find(|v| {
                 v["producers"] == producers && v["ring_bytes"].as_u64() == Some(default_ring)
             })
@@ -808,10 +822,10 @@ mod tests {
                 "latency_delivered": 1000,
                 "storm": {"delivered": 200, "seconds": 3.0},
             },
-            "ring_path": [
+            "ring_path": {"runs": [
                 {"producers": 1, "ring_bytes": 262_144, "delivered_per_second": 1.2e6, "lost": 0},
                 {"producers": 2, "ring_bytes": 262_144, "delivered_per_second": 1.5e6, "lost": 9},
-            ],
+            ]},
         });
         let met: Vec<Option<bool>> = targets(&res).into_iter().map(|t| t.2).collect();
         assert_eq!(
@@ -945,6 +959,12 @@ pub mod ring {
     }
 
     fn sweep(obj: &[u8]) -> anyhow::Result<Value> {
+        let mut capacities = Vec::new();
+        for mode in [Drain::DecodeOnly, Drain::Pipeline] {
+            let v = capacity(obj, mode)?;
+            eprintln!("bench: drain capacity, {}: {v}", mode.name());
+            capacities.push(v);
+        }
         let mut runs = Vec::new();
         for producers in [1, 2] {
             let v = run(
@@ -968,7 +988,7 @@ pub mod ring {
                 ring_bytes *= 2;
             }
         }
-        Ok(json!(runs))
+        Ok(json!({"runs": runs, "drain_capacity": capacities}))
     }
 
     /// The JSON sink's destination: counts the bytes and lines written, keeps nothing.
@@ -1010,6 +1030,76 @@ pub mod ring {
         }
     }
 
+    type Attached = (
+        aya::Ebpf,
+        RingBuf<aya::maps::MapData>,
+        PerCpuArray<aya::maps::MapData, u64>,
+    );
+
+    /// Loads the benchmark object with a ring of `ring_size` bytes and attaches `bench_ring`.
+    fn attach(obj: &[u8], ring_size: u32) -> anyhow::Result<Attached> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", ring_size)
+            .load(obj)
+            .context("loading the bench object")?;
+        let prog: &mut TracePoint = ebpf
+            .program_mut("bench_ring")
+            .context("no bench_ring program")?
+            .try_into()?;
+        prog.load()?;
+        prog.attach("oom", "oom_score_adj_update")?;
+        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS")?)?;
+        let counters = PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS")?)?;
+        Ok((ebpf, ring, counters))
+    }
+
+    /// The daemon's pipeline with one JSON-lines sink writing into `out`.
+    fn pipeline(out: &Counting) -> Pipeline {
+        let mut sinks = Sinks::default();
+        sinks.push(Box::new(JsonLines::new("bench", out.clone())));
+        Pipeline::new(
+            "bench".into(),
+            System::read(),
+            GfpTable::builtin(),
+            false,
+            Enricher::new("/nonexistent"),
+            sinks,
+        )
+    }
+
+    /// The drain alone, with no producer competing for the CPUs: one producer fills a 64 MiB
+    /// ring while nobody reads, stops, and the backlog is drained through `mode` and timed.
+    pub fn capacity(obj: &[u8], mode: Drain) -> anyhow::Result<Value> {
+        let (_ebpf, mut ring, _counters) = attach(obj, MAX_RING)?;
+        let out = Counting::default();
+        let mut pipeline = pipeline(&out);
+        let stop = Arc::new(AtomicBool::new(false));
+        let fired = Arc::new(AtomicU64::new(0));
+        let p = producer(stop.clone(), fired.clone());
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        p.join()
+            .map_err(|_| anyhow::anyhow!("producer panicked"))??;
+        let t0 = Instant::now();
+        let mut delivered = 0u64;
+        while let Some(item) = ring.next() {
+            match mode {
+                Drain::Pipeline => drop(pipeline.handle(&item)),
+                Drain::DecodeOnly => drop(std::hint::black_box(decode(&item))),
+            }
+            delivered += 1;
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        let _ = std::fs::write("/proc/self/oom_score_adj", "0");
+        #[expect(clippy::cast_precision_loss, reason = "a rate")]
+        let rate = delivered as f64 / elapsed;
+        Ok(
+            json!({"drain": mode.name(), "backlog": delivered, "seconds": elapsed,
+                  "drained_per_second": rate, "json_lines": out.lines.load(Ordering::Relaxed),
+                  "drain_profile": if cfg!(debug_assertions) { "debug" } else { "release" }}),
+        )
+    }
+
     /// A thread writing /proc/self/oom_score_adj (each write fires the program once) until
     /// `stop`; adds its writes to `fired`.
     fn producer(
@@ -1038,32 +1128,9 @@ pub mod ring {
         seconds: f64,
         ring_size: u32,
     ) -> anyhow::Result<Value> {
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries("EVENTS", ring_size)
-            .load(obj)
-            .context("loading the bench object")?;
-        let _logger = aya_log::EbpfLogger::init(&mut ebpf).context("aya-log")?;
-        let prog: &mut TracePoint = ebpf
-            .program_mut("bench_ring")
-            .context("no bench_ring program")?
-            .try_into()?;
-        prog.load()?;
-        prog.attach("oom", "oom_score_adj_update")?;
-        let mut ring = RingBuf::try_from(ebpf.take_map("EVENTS").context("EVENTS")?)?;
-        let counters: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("COUNTERS")?)?;
-        let sys = System::read();
-        let mut sinks = Sinks::default();
+        let (_ebpf, mut ring, counters) = attach(obj, ring_size)?;
         let out = Counting::default();
-        sinks.push(Box::new(JsonLines::new("bench", out.clone())));
-        let mut pipeline = Pipeline::new(
-            "bench".into(),
-            sys,
-            GfpTable::builtin(),
-            false,
-            Enricher::new("/nonexistent"),
-            sinks,
-        );
+        let mut pipeline = pipeline(&out);
 
         let stop = Arc::new(AtomicBool::new(false));
         let fired = Arc::new(AtomicU64::new(0));
