@@ -314,14 +314,29 @@ fn startup(make: &dyn Fn() -> Command, ready: &'static str, runs: usize) -> anyh
     Ok(stats(v).expect("runs > 0"))
 }
 
-fn idle(pid: u32, secs: u64) -> (f64, u64) {
+/// `oom_kill` of /proc/vmstat: OOM kills on the node since boot.
+pub fn vmstat_oom_kill(vmstat: &str) -> Option<u64> {
+    vmstat
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
+fn node_oom_kills() -> u64 {
+    vmstat_oom_kill(&fs::read_to_string("/proc/vmstat").unwrap_or_default()).unwrap_or(0)
+}
+
+/// CPU seconds and voluntary context switches of `pid` over `secs`, and the OOM kills anywhere
+/// on the node meanwhile (others' tests on a shared machine): a kill is work, not idleness.
+fn idle(pid: u32, secs: u64) -> Value {
     let c0 = cpu_seconds(&proc_read(pid, "stat")).unwrap_or(0.0);
     let s0 = voluntary_switches(pid);
+    let k0 = node_oom_kills();
     std::thread::sleep(Duration::from_secs(secs));
-    (
-        cpu_seconds(&proc_read(pid, "stat")).unwrap_or(0.0) - c0,
-        voluntary_switches(pid) - s0,
-    )
+    json!({
+        "cpu_seconds": cpu_seconds(&proc_read(pid, "stat")).unwrap_or(0.0) - c0,
+        "voluntary_context_switches": voluntary_switches(pid) - s0,
+        "node_oom_kills_meanwhile": node_oom_kills() - k0,
+    })
 }
 
 fn memory(pid: u32) -> Value {
@@ -473,7 +488,7 @@ pub fn run(out: &Path, kills_n: usize) -> anyhow::Result<()> {
         let pid = tr.pid();
         let mem_start = memory(pid);
         eprintln!("bench: {name}: idle 10 s");
-        let (idle_cpu, idle_switches) = idle(pid, 10);
+        let idle_10s = idle(pid, 10);
         eprintln!("bench: {name}: {kills_n} real OOM kills, one at a time");
         let pids = kills(&t, kills_n, 4, 1)?;
         let lat = if ours {
@@ -491,7 +506,7 @@ pub fn run(out: &Path, kills_n: usize) -> anyhow::Result<()> {
         tr.stop();
         r[name] = json!({
             "startup_ms": stats_json(Some(start)),
-            "idle_10s": {"cpu_seconds": idle_cpu, "voluntary_context_switches": idle_switches},
+            "idle_10s": idle_10s,
             "memory_at_start": mem_start,
             "memory_after_kills": mem_after,
             "latency_ms": stats_json(stats(lat.clone())),
@@ -578,6 +593,17 @@ pub fn rerun_in_release() -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// `--render FILE`: the Markdown of an earlier `bench.json` again (after a change to the report
+/// only), written beside it as `bench.md`.
+pub fn render(json_file: &Path) -> anyhow::Result<()> {
+    let text = fs::read_to_string(json_file)
+        .with_context(|| format!("reading {}", json_file.display()))?;
+    let md = markdown(&serde_json::from_str(&text)?);
+    fs::write(json_file.with_file_name("bench.md"), &md)?;
+    println!("{md}");
+    Ok(())
+}
+
 /// `--ring-only`: just figure 6, written to `<out>/ring.json`.
 pub fn ring_only(out: &Path) -> anyhow::Result<()> {
     if rerun_in_release()? {
@@ -628,13 +654,14 @@ fn markdown(res: &Value) -> String {
     }
     let _ = writeln!(
         md,
-        "\n| ring path (bench_ring → decode → pipeline → JSON) | ring | producers | fired/s | \
+        "\n| ring path: bench_ring → drain | ring | producers | fired/s | \
          delivered/s | lost | lost/s |\n|---|---|---|---|---|---|---|"
     );
     for v in res["ring_path"]["runs"].as_array().into_iter().flatten() {
         let _ = writeln!(
             md,
-            "| {} s, drain built {} | {} KiB | {} | {:.0} | {:.0} | {} | {:.0} |",
+            "| {}, {} s, built {} | {} KiB | {} | {:.0} | {:.0} | {} | {:.0} |",
+            v["drain"].as_str().unwrap_or("?"),
             v["seconds"]
                 .as_f64()
                 .map_or("?".into(), |s| format!("{s:.1}")),
@@ -682,8 +709,12 @@ pub fn targets(res: &Value) -> Vec<(&'static str, String, Option<bool>)> {
         "idle: 0 wakeups in 10 s",
         num("/idle_10s/voluntary_context_switches").map_or("n/a".into(), |v| {
             format!(
-                "{v:.0} voluntary context switches, {:.2} s CPU",
-                num("/idle_10s/cpu_seconds").unwrap_or(0.0)
+                "{v:.0} voluntary context switches, {:.2} s CPU ({} OOM kills elsewhere on the \
+                 node meanwhile)",
+                num("/idle_10s/cpu_seconds").unwrap_or(0.0),
+                ours.pointer("/idle_10s/node_oom_kills_meanwhile")
+                    .and_then(Value::as_u64)
+                    .map_or("?".into(), |k| k.to_string())
             )
         }),
         num("/idle_10s/voluntary_context_switches").map(|v| v == 0.0),
@@ -732,7 +763,9 @@ pub fn targets(res: &Value) -> Vec<(&'static str, String, Option<bool>)> {
     for producers in [1, 2] {
         let at_default = res["ring_path"]["runs"].as_array().and_then(|a| {
             a.iter().find(|v| {
-                v["producers"] == producers && v["ring_bytes"].as_u64() == Some(default_ring)
+                v["producers"] == producers
+                    && v["ring_bytes"].as_u64() == Some(default_ring)
+                    && v["drain"] == ring::Drain::Pipeline.name()
             })
         });
         let target = if producers == 1 {
@@ -788,6 +821,10 @@ mod tests {
         );
         assert_eq!(bpftrace_stamp("42 123456"), Some((42, 123_456)));
         assert_eq!(
+            vmstat_oom_kill("pgfault 9\noom_kill 31\nnuma_hit 1\n"),
+            Some(31)
+        );
+        assert_eq!(
             oomtrace_stamp(r#"{"boot_ns":5,"victim":{"pid":7}}"#),
             Some((7, 5))
         );
@@ -823,8 +860,11 @@ mod tests {
                 "storm": {"delivered": 200, "seconds": 3.0},
             },
             "ring_path": {"runs": [
-                {"producers": 1, "ring_bytes": 262_144, "delivered_per_second": 1.2e6, "lost": 0},
-                {"producers": 2, "ring_bytes": 262_144, "delivered_per_second": 1.5e6, "lost": 9},
+                {"producers": 1, "ring_bytes": 262_144, "drain": "decode only", "lost": 9},
+                {"producers": 1, "ring_bytes": 262_144, "drain": "pipeline+json",
+                 "delivered_per_second": 1.2e6, "lost": 0},
+                {"producers": 2, "ring_bytes": 262_144, "drain": "pipeline+json",
+                 "delivered_per_second": 1.5e6, "lost": 9},
             ]},
         });
         let met: Vec<Option<bool>> = targets(&res).into_iter().map(|t| t.2).collect();

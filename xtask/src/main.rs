@@ -37,6 +37,9 @@ enum Task {
         /// the JSON (the bench re-runs itself, built in release, with it).
         #[arg(long, hide = true)]
         ring_object: Option<PathBuf>,
+        /// Only write the Markdown again from an earlier bench.json (no measurement).
+        #[arg(long, value_name = "BENCH_JSON")]
+        render: Option<PathBuf>,
     },
     /// Run every cargo-fuzz target in fuzz/ for a bounded time (needs rustup nightly; installs
     /// cargo-fuzz when missing). Fails on the first crash.
@@ -75,8 +78,11 @@ fn main() -> anyhow::Result<()> {
             kills,
             ring_only,
             ring_object,
+            render,
         } => {
-            if let Some(obj) = ring_object {
+            if let Some(json) = render {
+                bench::render(&json)
+            } else if let Some(obj) = ring_object {
                 bench::ring::measure(&obj)
             } else if ring_only {
                 bench::ring_only(&out)
