@@ -908,7 +908,6 @@ mod tests {
 pub mod ring {
     use std::{
         io::Write as _,
-        path::{Path, PathBuf},
         sync::{
             Arc,
             atomic::{AtomicBool, AtomicU64, Ordering},
@@ -934,16 +933,16 @@ pub mod ring {
 
     const BUILD_DIR: &str = "target/bench-build";
 
-    /// Builds xtask in release with the benchmark program in oomtrace's eBPF object
+    /// Builds oomtrace with the benchmark program in its eBPF object
     /// (`OOMTRACE_EBPF_FEATURES=bench`, honoured by oomtrace/build.rs), in a target directory of
-    /// its own so the normal build is not touched. Returns that xtask and the object.
-    pub fn build() -> anyhow::Result<(PathBuf, PathBuf)> {
+    /// its own so the normal build is not touched, and returns the object.
+    pub fn object() -> anyhow::Result<Vec<u8>> {
         let st = std::process::Command::new("cargo")
             .args([
                 "build",
                 "--release",
                 "-p",
-                "xtask",
+                "oomtrace",
                 "--target-dir",
                 BUILD_DIR,
             ])
@@ -959,43 +958,20 @@ pub mod ring {
             .filter(|p| p.exists())
             .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
             .with_context(|| format!("no oomtrace.bpf.o under {BUILD_DIR}"))?;
-        Ok((PathBuf::from(BUILD_DIR).join("release/xtask"), newest))
-    }
-
-    /// `--ring-object`: the measurements, in this (release) process; JSON on stdout.
-    pub fn measure(obj: &Path) -> anyhow::Result<()> {
-        let obj = std::fs::read(obj).with_context(|| format!("reading {}", obj.display()))?;
-        let v = sweep(&obj)?;
-        println!("{}", serde_json::to_string(&v)?);
-        Ok(())
+        std::fs::read(&newest).with_context(|| format!("reading {}", newest.display()))
     }
 
     /// The largest ring the sweep tries.
     const MAX_RING: u32 = 64 << 20;
 
-    /// 1 and 2 producers at the default ring size; while records are lost, the ring is doubled
-    /// (up to 64 MiB) to find the size that loses none over the run.
-    ///
-    /// `cargo xtask` runs a debug build; the drain (decoder, pipeline, serde_json) is measured in
-    /// a release build of xtask instead, started from here.
+    /// The drain's capacity alone (decode only and the whole pipeline); then 1 and 2 producers
+    /// at the default ring size, decode only and pipeline, and while the pipeline loses records,
+    /// the ring doubled (up to 64 MiB) to find the size that loses none over the run. The drain
+    /// runs in this process, which `rerun_in_release` made a release build.
     pub fn all() -> anyhow::Result<Value> {
         eprintln!("bench: ring path (benchmark-only program on oom:oom_score_adj_update)");
-        let (xtask, obj) = build()?;
-        let out = std::process::Command::new(&xtask)
-            .arg("bench")
-            .arg("--ring-object")
-            .arg(&obj)
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .with_context(|| format!("running {}", xtask.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} bench --ring-object failed: {}",
-                xtask.display(),
-                out.status
-            );
-        }
-        serde_json::from_slice(&out.stdout).context("the ring-path JSON")
+        let obj = object()?;
+        sweep(&obj)
     }
 
     fn sweep(obj: &[u8]) -> anyhow::Result<Value> {
@@ -1206,12 +1182,17 @@ pub mod ring {
             t.join()
                 .map_err(|_| anyhow::anyhow!("producer panicked"))??;
         }
-        std::thread::sleep(Duration::from_millis(50));
-        while let Some(item) = ring.next() {
+        // The rate is what was consumed while producing; what was still queued is drained after
+        // (for the accounting), at most 5 s.
+        let elapsed = t0.elapsed().as_secs_f64();
+        let in_window = delivered;
+        let drain_until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < drain_until
+            && let Some(item) = ring.next()
+        {
             events += drain(&item);
             delivered += 1;
         }
-        let elapsed = t0.elapsed().as_secs_f64();
         let fired = fired.load(Ordering::Relaxed);
         let lost: u64 = counters
             .get(&oomtrace_common::counter::RING_FULL, 0)?
@@ -1219,7 +1200,7 @@ pub mod ring {
             .sum();
         let _ = std::fs::write("/proc/self/oom_score_adj", "0");
         #[expect(clippy::cast_precision_loss, reason = "a rate")]
-        let rate = delivered as f64 / elapsed;
+        let rate = in_window as f64 / elapsed;
         let json_lines = out.lines.load(Ordering::Relaxed);
         // Every write fired the program once: what it fired was either delivered or lost
         // (other processes writing an oom_score_adj meanwhile only add to the two).

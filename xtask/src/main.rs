@@ -33,10 +33,6 @@ enum Task {
         /// Only the ring-path figure (no OOM kills, no bpftrace).
         #[arg(long)]
         ring_only: bool,
-        /// Internal: measure the ring path with this benchmark object in this process and print
-        /// the JSON (the bench re-runs itself, built in release, with it).
-        #[arg(long, hide = true)]
-        ring_object: Option<PathBuf>,
         /// Only write the Markdown again from an earlier bench.json (no measurement).
         #[arg(long, value_name = "BENCH_JSON")]
         render: Option<PathBuf>,
@@ -77,13 +73,10 @@ fn main() -> anyhow::Result<()> {
             out,
             kills,
             ring_only,
-            ring_object,
             render,
         } => {
             if let Some(json) = render {
                 bench::render(&json)
-            } else if let Some(obj) = ring_object {
-                bench::ring::measure(&obj)
             } else if ring_only {
                 bench::ring_only(&out)
             } else {
