@@ -693,7 +693,7 @@ fn markdown(res: &Value) -> String {
         let met = match met {
             Some(true) => "**yes**",
             Some(false) => "**no**",
-            None => "not measured",
+            None => "not judged",
         };
         let _ = writeln!(md, "| {target} | {result} | {met} |");
     }
@@ -717,7 +717,15 @@ pub fn targets(res: &Value) -> Vec<(&'static str, String, Option<bool>)> {
                     .map_or("?".into(), |k| k.to_string())
             )
         }),
-        num("/idle_10s/voluntary_context_switches").map(|v| v == 0.0),
+        // Kills elsewhere on the node during the window are work, not idleness: not judged.
+        match (
+            num("/idle_10s/voluntary_context_switches"),
+            num("/idle_10s/node_oom_kills_meanwhile"),
+        ) {
+            (Some(0.0), _) => Some(true),
+            (Some(_), Some(k)) if k > 0.0 => None,
+            (v, _) => v.map(|_| false),
+        },
     ));
     let rss = [
         num("/memory_at_start/rss_kib"),
@@ -880,6 +888,9 @@ mod tests {
                 Some(false)
             ]
         );
+        let busy = json!({"oomtrace": {"idle_10s": {"voluntary_context_switches": 3,
+                                                      "node_oom_kills_meanwhile": 3}}});
+        assert_eq!(targets(&busy)[0].2, None, "kills on the node: not idle");
         let none = targets(&json!({}));
         assert!(none.iter().all(|t| t.2.is_none()), "{none:?}");
     }
