@@ -63,8 +63,10 @@ impl Daemon {
         let err = child.stderr.take().expect("stderr");
         let buf = stderr.clone();
         std::thread::spawn(move || {
-            for l in BufReader::new(err).lines() {
+            // Byte lines: one that is not UTF-8 must not end the reader.
+            for l in BufReader::new(err).split(b'\n') {
                 let Ok(l) = l else { break };
+                let l = String::from_utf8_lossy(&l).into_owned();
                 if l.starts_with("ready") {
                     let _ = ready_tx.send(());
                 }
@@ -168,7 +170,7 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(10));
         };
-        self.settle(Duration::from_millis(200));
+        self.collect_to_eof();
         assert!(
             st.success(),
             "oomtrace exited with {st:?} after SIGTERM; stderr:\n{}",
@@ -197,8 +199,42 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        self.settle(Duration::from_millis(200));
+        self.collect_to_eof();
         st
+    }
+
+    /// After the process exited: every line it wrote, up to the end of its stdout (the end
+    /// marker: nothing can come after it).
+    fn collect_to_eof(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(l) => self.seen.push(l),
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("oomtrace's stdout still open 10 s after it exited")
+                }
+            }
+        }
+    }
+
+    /// Once the daemon has exited (`stop`, `wait_exit`: it drained its ring and all it wrote
+    /// was read): no victim was reported twice.
+    pub fn assert_each_victim_once(&self) {
+        assert!(self.child.is_none(), "call after the daemon exited");
+        let mut n: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+        for (_, v) in self.events(|v| v["kind"] == "oom_kill") {
+            *n.entry(v["victim"]["pid"].as_u64().expect("victim.pid"))
+                .or_default() += 1;
+        }
+        let twice: Vec<_> = n.iter().filter(|&(_, &c)| c > 1).collect();
+        assert!(
+            twice.is_empty(),
+            "victims reported more than once: {twice:?}"
+        );
     }
 }
 

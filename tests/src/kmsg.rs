@@ -28,6 +28,8 @@ pub struct Killed {
 pub struct Kmsg {
     f: File,
     seen: Vec<Killed>,
+    /// The text of every kernel record read so far (facility 0 only: nothing userspace wrote).
+    messages: Vec<String>,
 }
 
 impl Kmsg {
@@ -42,6 +44,7 @@ impl Kmsg {
         Self {
             f,
             seen: Vec::new(),
+            messages: Vec::new(),
         }
     }
 
@@ -53,12 +56,22 @@ impl Kmsg {
                 Ok(0) => return,
                 Ok(n) => {
                     let rec = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    let msg = rec
+                    let (prefix, msg) = rec
                         .split_once(';')
-                        .map_or("", |(_, m)| m.lines().next().unwrap_or(""));
+                        .map_or(("", ""), |(p, m)| (p, m.lines().next().unwrap_or("")));
+                    // PRI = facility * 8 + level; the kernel's own records have facility 0.
+                    let pri: u32 = prefix
+                        .split(',')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(8);
+                    if pri >> 3 != 0 {
+                        continue;
+                    }
                     if let Some(k) = parse_killed(msg) {
                         self.seen.push(k);
                     }
+                    self.messages.push(msg.to_owned());
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 // EPIPE: records were overwritten before we read them; go on with the next.
@@ -80,6 +93,24 @@ impl Kmsg {
                 Instant::now() < deadline,
                 "no 'Killed process {pid}' line in /dev/kmsg within {timeout:?}"
             );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Kmsg {
+    /// The first kernel message read since `open` for which `pred` holds, waiting up to
+    /// `timeout`; `None` when none came.
+    pub fn message(&mut self, pred: impl Fn(&str) -> bool, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.pump();
+            if let Some(m) = self.messages.iter().find(|m| pred(m)) {
+                return Some(m.clone());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }

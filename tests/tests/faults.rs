@@ -75,7 +75,8 @@ fn stdout_closed_mid_run_keeps_tracing() {
         .env("OOMTRACE_NO_PIN", "true")
         .args([
             "-c",
-            "\"$0\" run --metrics-addr \"$1\" | head -n 1",
+            // oomtrace's own exit status goes to stderr: the pipeline's is head's.
+            "{ \"$0\" run --metrics-addr \"$1\"; echo \"oomtrace exited: $?\" >&2; } | head -n 1",
             bin.to_str().unwrap(),
             &addr,
         ])
@@ -87,15 +88,22 @@ fn stdout_closed_mid_run_keeps_tracing() {
     let err = sh.stderr.take().unwrap();
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let log2 = log.clone();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
+    let reader = std::thread::spawn(move || {
+        // Lines, not Strings: a line that is not UTF-8 must not end the reader.
+        for l in BufReader::new(err).split(b'\n').map_while(Result::ok) {
+            let l = String::from_utf8_lossy(&l).into_owned();
             if l.starts_with("ready") {
                 let _ = tx.send(());
             }
             log2.lock().unwrap().push_str(&(l + "\n"));
         }
     });
-    rx.recv_timeout(Duration::from_secs(30)).expect("ready");
+    if let Err(e) = rx.recv_timeout(Duration::from_secs(30)) {
+        panic!(
+            "no `ready` from oomtrace ({e}); its stderr:\n{}",
+            log.lock().unwrap()
+        );
+    }
     let cg = MemCgroup::create(&unique("oomtrace-epipe"), Some(LIMIT));
     let _first = kill_one(&cg);
     // `head -n 1` passes one event line (ours, or another test's kill) and exits.
@@ -121,8 +129,14 @@ fn stdout_closed_mid_run_keeps_tracing() {
     // SAFETY: plain kill(2).
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let st = sh.wait().expect("sh");
-    assert!(st.success() || st.code().is_some(), "{st:?}");
+    assert!(st.success(), "head's status: {st:?}");
+    reader.join().expect("stderr reader");
     assert!(find_oomtrace(&addr).is_none(), "oomtrace exited on SIGTERM");
+    let text = log.lock().unwrap().clone();
+    assert!(
+        text.contains("oomtrace exited: 0\n"),
+        "oomtrace drains and exits 0 on SIGTERM, even with its stdout closed:\n{text}"
+    );
 }
 
 /// A tiny tmpfs, filled up; unmounted on drop.

@@ -39,13 +39,8 @@ fn kill_and_check(d: &mut Daemon, args: &[&str]) -> (Value, oomtrace_tests::kmsg
         "oom_score_adj"
     );
     assert_eq!(cg.oom_kills(), 1, "the cgroup's own oom_kill counter");
-    // Exactly one event for this victim.
-    d.settle(Duration::from_millis(300));
-    assert_eq!(
-        d.events(|e| e["victim"]["pid"] == pid).len(),
-        1,
-        "one event per victim"
-    );
+    // Exactly one event per victim: checked by the callers once the daemon has drained and
+    // exited (`assert_each_victim_once`).
     (ev, k)
 }
 
@@ -71,6 +66,7 @@ fn oom_kill_matches_the_kernel_line() {
     // The hog allocated the memory itself: it is its own trigger.
     assert_eq!(ev["trigger"]["pid"], k.pid);
     d.stop();
+    d.assert_each_victim_once();
 }
 
 #[test]
@@ -84,6 +80,7 @@ fn oom_score_adj_500_and_1000() {
         assert_eq!(ev["victim"]["oom_score_adj"].to_string(), adj);
     }
     d.stop();
+    d.assert_each_victim_once();
 }
 
 #[test]
@@ -98,6 +95,7 @@ fn long_non_ascii_comm_stays_valid_utf8() {
     assert_eq!(k.comm, &name.as_bytes()[..15], "the kernel keeps 15 bytes");
     assert_eq!(ev["victim"]["comm"], "ééééééé\u{FFFD}");
     d.stop();
+    d.assert_each_victim_once();
 }
 
 #[test]
@@ -115,7 +113,7 @@ fn five_kills_in_five_cgroups_in_order() {
     }
     let ours = |v: &Value| pids.iter().any(|p| v["victim"]["pid"] == *p);
     d.wait_events(5, Duration::from_secs(5), ours);
-    d.settle(Duration::from_millis(300));
+    d.stop();
     let got: Vec<u64> = d
         .events(ours)
         .iter()
@@ -123,5 +121,4 @@ fn five_kills_in_five_cgroups_in_order() {
         .collect();
     let want: Vec<u64> = pids.iter().map(|p| u64::from(*p)).collect();
     assert_eq!(got, want, "five events, in kill order, none duplicated");
-    d.stop();
 }

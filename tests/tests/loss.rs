@@ -29,23 +29,7 @@ fn a_full_ring_is_reported_not_hidden() {
     }
     d.signal(libc::SIGCONT);
     let lost = d.wait_events(1, Duration::from_secs(5), |v| v["kind"] == "lost");
-    d.settle(Duration::from_millis(300));
-    let delivered = d
-        .events(|v| pids.iter().any(|p| v["victim"]["pid"] == *p))
-        .len();
-    assert!(delivered < 10, "a 4 KiB ring cannot hold 10 records");
-    let lost_count: u64 = d
-        .events(|v| v["kind"] == "lost")
-        .iter()
-        .map(|(_, v)| v["count"].as_u64().unwrap())
-        .sum();
-    assert_eq!(lost.len(), 1, "one lost record after the drain");
-    assert_eq!(
-        delivered as u64 + lost_count,
-        10,
-        "delivered {delivered} + lost {lost_count}"
-    );
-    assert_eq!(lost[0].1["total"], lost_count);
+    let lost_count: u64 = lost[0].1["count"].as_u64().expect("count");
     assert!(
         d.stderr_text()
             .contains("records lost: the ring buffer was full"),
@@ -65,5 +49,19 @@ fn a_full_ring_is_reported_not_hidden() {
         Some(0.0),
         "{text}"
     );
+    // Stopped, the daemon has drained its ring and all it wrote was read: now count.
     d.stop();
+    d.assert_each_victim_once();
+    let delivered = d
+        .events(|v| pids.iter().any(|p| v["victim"]["pid"] == *p))
+        .len();
+    assert!(delivered < 10, "a 4 KiB ring cannot hold 10 records");
+    let lost = d.events(|v| v["kind"] == "lost");
+    assert_eq!(lost.len(), 1, "one lost record after the drain: {lost:?}");
+    assert_eq!(lost[0].1["total"], lost_count);
+    assert_eq!(
+        delivered as u64 + lost_count,
+        10,
+        "delivered {delivered} + lost {lost_count}"
+    );
 }

@@ -79,7 +79,15 @@ fn kills_during_a_restart_are_delivered_late() {
         third.stderr_text()
     );
     third.stop();
-    second.settle(Duration::from_millis(300));
+    // A kill while the second daemon runs is not late.
+    let mut h = cg.spawn_hog(&[]);
+    let live = h.pid();
+    h.expect_oom_killed(Duration::from_mins(1));
+    let (_, v) = second.victim(live, Duration::from_secs(5));
+    assert!(v.get("delivered_late").is_none(), "{v}");
+    // Stopped, the daemon has drained its ring and all it wrote was read: now count.
+    second.stop();
+    second.assert_each_victim_once();
     let got = second.events(ours);
     assert_eq!(
         got.len(),
@@ -93,13 +101,6 @@ fn kills_during_a_restart_are_delivered_late() {
         assert_eq!(v["delivered_late"], true, "{v}");
         assert_eq!(v["victim"]["cgroup"]["path"], cg.path.as_str());
     }
-    // A kill while the second daemon runs is not late.
-    let mut h = cg.spawn_hog(&[]);
-    let live = h.pid();
-    h.expect_oom_killed(Duration::from_mins(1));
-    let (_, v) = second.victim(live, Duration::from_secs(5));
-    assert!(v.get("delivered_late").is_none(), "{v}");
-    second.stop();
 
     let out = Command::new(oomtrace_bin())
         .args(["cleanup", "--pin-dir", pin_root.arg()])

@@ -420,14 +420,23 @@ fn storm(t: &Tools, tr: &Tracer) -> anyhow::Result<Value> {
     )
 }
 
+/// Root, for BPF and memory cgroups, and bpftrace to compare with.
+fn preflight() {
+    crate::preflight::require(
+        "bench",
+        &[
+            crate::preflight::Need::Root,
+            crate::preflight::Need::Program("bpftrace"),
+        ],
+        "scripts/setup.sh --bench (as root)",
+    );
+}
+
 pub fn run(out: &Path, kills_n: usize) -> anyhow::Result<()> {
     if rerun_in_release()? {
         return Ok(());
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!("cargo xtask bench needs root (BPF, memory cgroups)");
-    }
+    preflight();
     let st = Command::new("cargo")
         .args([
             "build",

@@ -12,6 +12,14 @@ use anyhow::{Context as _, bail};
 pub const TARGETS: [&str; 5] = ["decode", "tracefs_format", "kmsg", "cgroup_path", "btf"];
 
 pub fn run(seconds: u32, only: Option<&str>) -> anyhow::Result<()> {
+    crate::preflight::require(
+        "fuzz",
+        &[
+            crate::preflight::Need::Program("rustup"),
+            crate::preflight::Need::Toolchain("nightly"),
+        ],
+        "rustup toolchain install nightly (cargo-fuzz is then installed by this task)",
+    );
     let have = Command::new("cargo")
         .args(["fuzz", "--version"])
         .output()

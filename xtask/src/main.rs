@@ -6,6 +6,7 @@ mod bench;
 mod docs;
 mod fuzz;
 mod install;
+mod preflight;
 mod vm;
 
 use std::path::PathBuf;

@@ -166,6 +166,24 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
+/// What booting needs on the host, checked before anything is fetched or built.
+fn preflight(args: &Args, root: &Path) {
+    let busybox = resolve(root, &args.busybox);
+    let mut needs = vec![
+        crate::preflight::Need::Program("qemu-system-x86_64"),
+        crate::preflight::Need::Program("gzip"),
+        crate::preflight::Need::StaticExecutable(&busybox),
+    ];
+    if args.kernel.is_none() {
+        needs.extend([
+            crate::preflight::Need::Program("apt-get"),
+            crate::preflight::Need::Program("dpkg-deb"),
+            crate::preflight::Need::Program("tar"),
+        ]);
+    }
+    crate::preflight::require("vm-test", &needs, "scripts/setup.sh --test");
+}
+
 pub fn run(args: &Args) -> Result<()> {
     let t0 = Instant::now();
     let root = workspace_root();
@@ -178,6 +196,9 @@ pub fn run(args: &Args) -> Result<()> {
     scenarios.sort();
     scenarios.dedup();
 
+    if !args.replay {
+        preflight(args, &root);
+    }
     let run_dir = dir.join("run");
     let (vmlinuz, initrd) = if args.replay {
         (PathBuf::new(), PathBuf::new())

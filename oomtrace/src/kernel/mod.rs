@@ -8,6 +8,8 @@
 //!
 //! The results are handed to the eBPF programs as read-only globals by [`crate::probes`].
 
+#[cfg(test)]
+pub mod bpftool;
 pub mod btf;
 pub mod cgroups;
 pub mod gfp;

@@ -19,20 +19,50 @@ use super::btf::Btf;
 pub struct Resolved {
     pub offsets: KernelOffsets,
     pub missing: Vec<String>,
+    /// Every answer BTF gave on the way, in the order asked (the tests check each one against
+    /// an independent reader of the same BTF).
+    pub lookups: Vec<Lookup>,
+}
+
+/// One question asked of the kernel's BTF, and its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// `strukt.member` is at `offset` bytes and (when asked) `size` bytes long.
+    Member {
+        strukt: &'static str,
+        member: &'static str,
+        offset: u32,
+        size: Option<u32>,
+    },
+    /// `struct name` is `size` bytes.
+    StructSize { name: &'static str, size: u32 },
+    /// The enumerator `name` (of `enum_name`, or of any enum when `None`) has `value`.
+    Enumerator {
+        enum_name: Option<&'static str>,
+        name: &'static str,
+        value: i64,
+    },
 }
 
 struct Resolver<'a> {
     btf: &'a Btf,
     missing: Vec<String>,
+    lookups: Vec<Lookup>,
 }
 
 impl Resolver<'_> {
     /// Offset of `s.m`, whose type must be `size` bytes (None: any size).
-    fn member(&mut self, s: &str, m: &str, size: Option<u32>) -> u32 {
+    fn member(&mut self, s: &'static str, m: &'static str, size: Option<u32>) -> u32 {
         match self.btf.struct_member(s, m) {
             Ok(Some(mem))
                 if mem.bitfield_size == 0 && size.is_none_or(|want| mem.size == Some(want)) =>
             {
+                self.lookups.push(Lookup::Member {
+                    strukt: s,
+                    member: m,
+                    offset: mem.offset_bytes,
+                    size,
+                });
                 mem.offset_bytes
             }
             Ok(Some(mem)) => {
@@ -53,7 +83,7 @@ impl Resolver<'_> {
     }
 
     /// The first of several names a member has had.
-    fn member_any(&mut self, s: &str, names: &[&str], size: Option<u32>) -> u32 {
+    fn member_any(&mut self, s: &'static str, names: &[&'static str], size: Option<u32>) -> u32 {
         for n in names {
             if matches!(self.btf.struct_member(s, n), Ok(Some(_))) {
                 return self.member(s, n, size);
@@ -66,9 +96,16 @@ impl Resolver<'_> {
         ABSENT
     }
 
-    fn enumerator(&mut self, name: &str) -> u32 {
+    fn enumerator(&mut self, name: &'static str) -> u32 {
         match self.btf.enumerator_value(name) {
-            Ok(Some(v)) => u32::try_from(v).unwrap_or(ABSENT),
+            Ok(Some(v)) => {
+                self.lookups.push(Lookup::Enumerator {
+                    enum_name: None,
+                    name,
+                    value: v,
+                });
+                u32::try_from(v).unwrap_or(ABSENT)
+            }
             Ok(None) => {
                 self.missing
                     .push(format!("enumerator {name}: not in this kernel's BTF"));
@@ -88,13 +125,19 @@ impl Resolver<'_> {
                 .push("mm_struct.rss_stat: not in this kernel's BTF".into());
             return (ABSENT, ABSENT, ABSENT);
         };
+        self.lookups.push(Lookup::Member {
+            strukt: "mm_struct",
+            member: "rss_stat",
+            offset: m.offset_bytes,
+            size: None,
+        });
         if self
             .btf
             .is_array_of_struct(m.type_id, "percpu_counter")
             .unwrap_or(false)
         {
             // 6.2+: struct percpu_counter rss_stat[NR_MM_COUNTERS]; read .count (s64).
-            let stride = self.btf.struct_size("percpu_counter").unwrap_or(ABSENT);
+            let stride = self.struct_size("percpu_counter");
             let count = self.member("percpu_counter", "count", Some(8));
             return (m.offset_bytes, stride, count);
         }
@@ -109,6 +152,31 @@ impl Resolver<'_> {
             .push("mm_struct.rss_stat: unknown layout".into());
         (ABSENT, ABSENT, ABSENT)
     }
+
+    fn struct_size(&mut self, name: &'static str) -> u32 {
+        if let Some(size) = self.btf.struct_size(name) {
+            self.lookups.push(Lookup::StructSize { name, size });
+            size
+        } else {
+            self.missing
+                .push(format!("struct {name}: not in this kernel's BTF"));
+            ABSENT
+        }
+    }
+
+    fn enum_value(&mut self, enum_name: &'static str, name: &'static str) -> u32 {
+        let Some(value) = self.btf.enum_value(enum_name, name) else {
+            self.missing
+                .push(format!("enum {enum_name}.{name}: not in this kernel's BTF"));
+            return ABSENT;
+        };
+        self.lookups.push(Lookup::Enumerator {
+            enum_name: Some(enum_name),
+            name,
+            value,
+        });
+        u32::try_from(value).unwrap_or(ABSENT)
+    }
 }
 
 /// Resolves every offset the programs use. `memory_on_v2`: report the v2 cgroup of a task.
@@ -116,16 +184,10 @@ pub fn resolve(btf: &Btf, memory_on_v2: bool) -> Resolved {
     let mut r = Resolver {
         btf,
         missing: Vec::new(),
+        lookups: Vec::new(),
     };
     let (mm_rss_stat, rss_stride, rss_value) = r.rss_stat();
-    let memory_cgrp_id = btf
-        .enum_value("cgroup_subsys_id", "memory_cgrp_id")
-        .and_then(|v| u32::try_from(v).ok())
-        .unwrap_or_else(|| {
-            r.missing
-                .push("enum cgroup_subsys_id.memory_cgrp_id: not in this kernel's BTF".into());
-            ABSENT
-        });
+    let memory_cgrp_id = r.enum_value("cgroup_subsys_id", "memory_cgrp_id");
     let offsets = KernelOffsets {
         task_pid: r.member("task_struct", "pid", Some(4)),
         task_tgid: r.member("task_struct", "tgid", Some(4)),
@@ -173,6 +235,7 @@ pub fn resolve(btf: &Btf, memory_on_v2: bool) -> Resolved {
     Resolved {
         offsets,
         missing: r.missing,
+        lookups: r.lookups,
     }
 }
 
@@ -223,26 +286,91 @@ mod tests {
         assert_eq!(o.use_dfl_cgrp, 0);
     }
 
+    /// Every answer the resolver took from BTF equals bpftool's reading of the same BTF, on
+    /// whatever kernel build runs the test.
     #[test]
-    fn host_6_18_layout() {
+    fn every_lookup_agrees_with_bpftool() {
         let Some(btf) = host_btf() else { return };
-        // Values of the 6.18 host kernel, from `bpftool btf dump file /sys/kernel/btf/vmlinux`
-        // (see btf.rs tests); only checked on that exact build.
-        if btf.struct_size("task_struct") != Some(3264) {
-            eprintln!("note: not the 6.18 host build; exact offsets not checked");
+        let Some(oracle) = super::super::bpftool::Oracle::host() else {
             return;
+        };
+        let r = resolve(&btf, false);
+        assert!(r.missing.is_empty(), "unresolved: {:?}", r.missing);
+        // Each KernelOffsets field that comes from BTF was recorded as one lookup.
+        assert!(r.lookups.len() >= 40, "{} lookups", r.lookups.len());
+        for l in &r.lookups {
+            match *l {
+                Lookup::Member {
+                    strukt,
+                    member,
+                    offset,
+                    size,
+                } => {
+                    let want = oracle
+                        .member(strukt, member)
+                        .unwrap_or_else(|| panic!("bpftool has no {strukt}.{member}"));
+                    assert_eq!(
+                        u64::from(offset),
+                        want.offset_bytes,
+                        "offset of {strukt}.{member}"
+                    );
+                    assert_eq!(want.bitfield_size, 0, "{strukt}.{member} is a bitfield");
+                    if let Some(size) = size {
+                        assert_eq!(
+                            Some(u64::from(size)),
+                            want.size,
+                            "size of {strukt}.{member}"
+                        );
+                    }
+                }
+                Lookup::StructSize { name, size } => {
+                    assert_eq!(
+                        Some(u64::from(size)),
+                        oracle.struct_size(name),
+                        "size of struct {name}"
+                    );
+                }
+                Lookup::Enumerator {
+                    enum_name,
+                    name,
+                    value,
+                } => {
+                    let want = match enum_name {
+                        Some(e) => oracle.enum_value(e, name),
+                        None => oracle.enumerator(name),
+                    };
+                    assert_eq!(Some(value), want, "enumerator {name}");
+                }
+            }
         }
-        let o = resolve(&btf, false).offsets;
-        assert_eq!(o.kn_parent, 8, "kernfs_node.__parent (6.15 rename)");
-        assert_eq!(o.kn_id, 96);
-        assert_eq!(o.mm_rss_stat, 960);
-        assert_eq!(o.rss_stride, 40, "struct percpu_counter");
-        assert_eq!(o.rss_value, 8, "percpu_counter.count");
-        assert_eq!(o.mm_total_vm, 360);
-        assert_eq!(o.mm_pgtables_bytes, 168);
-        assert_eq!(o.memory_cgrp_id, 4);
-        assert_eq!(o.page_counter_usage, 0);
-        assert_eq!(o.page_counter_max, 160);
+        // The derived values: the rss counters' layout as bpftool sees it.
+        let o = r.offsets;
+        let rss = oracle.member("mm_struct", "rss_stat").unwrap();
+        if let Some((elem, n)) = oracle.array_of("mm_struct", "rss_stat") {
+            // 6.2+: struct percpu_counter rss_stat[NR_MM_COUNTERS].
+            assert_eq!(elem, "percpu_counter");
+            assert_eq!(Some(n), rss.size.map(|s| s / u64::from(o.rss_stride)));
+            assert_eq!(u64::from(o.mm_rss_stat), rss.offset_bytes);
+            assert_eq!(
+                u64::from(o.rss_value),
+                oracle
+                    .member("percpu_counter", "count")
+                    .unwrap()
+                    .offset_bytes
+            );
+        } else {
+            // Before 6.2: struct mm_rss_stat { atomic_long_t count[]; }.
+            let count = oracle.member("mm_rss_stat", "count").unwrap();
+            assert_eq!(
+                u64::from(o.mm_rss_stat),
+                rss.offset_bytes + count.offset_bytes
+            );
+            assert_eq!((o.rss_stride, o.rss_value), (8, 0));
+        }
+        assert_eq!(
+            u64::from(o.page_shift),
+            u64::from(page_size().trailing_zeros())
+        );
     }
 
     #[test]
@@ -251,6 +379,7 @@ mod tests {
         let mut r = Resolver {
             btf: &btf,
             missing: Vec::new(),
+            lookups: Vec::new(),
         };
         assert_eq!(r.member("task_struct", "no_such_member", None), ABSENT);
         assert_eq!(r.member("no_such_struct", "pid", None), ABSENT);
@@ -261,5 +390,6 @@ mod tests {
             ABSENT
         );
         assert_eq!(r.missing.len(), 4);
+        assert!(r.lookups.is_empty(), "a refused member is no answer");
     }
 }

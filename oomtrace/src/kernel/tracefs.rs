@@ -295,31 +295,55 @@ print fmt: \"pid=%d\", REC->pid
         let f = EventFormat::load(&root, "oom", "mark_victim").expect("host format parses");
         let l = MarkVictimLayout::from_format(&f).expect("layout");
         assert_ne!(l.pid, 0);
-        // Whatever the kernel has, each present field must agree with the file's text.
+        // The oracle: the file read as plain text, `field:TYPE NAME;\toffset:N;\tsize:N;\t
+        // signed:N;` per line, split here without the product's parser.
         let text = std::fs::read_to_string(root.join("events/oom/mark_victim/format")).unwrap();
-        for (name, enc) in [
-            ("comm", l.comm),
-            ("anon_rss", l.anon_rss),
-            ("oom_score_adj", l.oom_score_adj),
-            ("uid", l.uid),
-        ] {
-            assert_eq!(
-                enc != 0,
-                text.contains(&format!(" {name};")),
-                "field {name}"
-            );
-            if enc != 0 {
-                let off = tp_field::offset(enc);
-                assert!(
-                    text.contains(&format!(" {name};\toffset:{off};")),
-                    "offset of {name}"
-                );
-            }
+        let mut fields = std::collections::HashMap::new();
+        for line in text.lines().map(str::trim) {
+            let Some(rest) = line.strip_prefix("field:") else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split(';').map(str::trim).collect();
+            let name = parts[0]
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .split('[')
+                .next()
+                .unwrap()
+                .to_owned();
+            let num = |key: &str| -> u32 {
+                parts
+                    .iter()
+                    .find_map(|p| p.strip_prefix(key))
+                    .unwrap_or_else(|| panic!("{key} in {line}"))
+                    .parse()
+                    .unwrap()
+            };
+            fields.insert(name, (num("offset:"), num("size:"), num("signed:") == 1));
         }
-        if l.oom_score_adj != 0 {
-            let fld = f.field("oom_score_adj").unwrap();
-            assert!(fld.signed, "oom_score_adj is a signed short");
-            assert_eq!(fld.size, 2);
+        assert!(fields.contains_key("pid"), "{text}");
+        let ours = [
+            ("pid", l.pid),
+            ("comm", l.comm),
+            ("total_vm", l.total_vm),
+            ("anon_rss", l.anon_rss),
+            ("file_rss", l.file_rss),
+            ("shmem_rss", l.shmem_rss),
+            ("uid", l.uid),
+            ("pgtables", l.pgtables),
+            ("oom_score_adj", l.oom_score_adj),
+        ];
+        for (name, enc) in ours {
+            let want = fields.get(name).copied();
+            let got = (enc != 0).then(|| {
+                (
+                    tp_field::offset(enc),
+                    tp_field::size(enc),
+                    enc & tp_field::SIGNED != 0,
+                )
+            });
+            assert_eq!(got, want, "field {name}: (offset, size, signed)");
         }
     }
 
