@@ -1039,6 +1039,9 @@ pub mod ring {
         }
     }
 
+    /// Not a file: nothing to reopen.
+    impl oomtrace::sink::file::Out for Counting {}
+
     /// What the consumer does with each record.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Drain {
