@@ -20,6 +20,7 @@ use aya_log::EbpfLogger;
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
+    sync::Notify,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -129,20 +130,36 @@ fn account(pipeline: &mut Pipeline, acct: &Mutex<Accounting>) {
     }
 }
 
-/// Cancels `stop` on SIGINT or SIGTERM. Installed first, so a signal during start-up is not the
-/// default "die now".
-fn on_signals(stop: &CancellationToken) -> anyhow::Result<()> {
+/// Cancels `stop` on SIGINT or SIGTERM; on SIGHUP notifies the returned [`Notify`] (reopen the
+/// file outputs, after log rotation) and goes on. Installed first, so a signal during start-up
+/// is not the default "die now".
+fn on_signals(stop: &CancellationToken) -> anyhow::Result<Arc<Notify>> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let hup = Arc::new(Notify::new());
     let stop = stop.clone();
+    let reopen = hup.clone();
     tokio::spawn(async move {
-        tokio::select! {
-            _ = sigint.recv() => log::info!("SIGINT: draining and exiting"),
-            _ = sigterm.recv() => log::info!("SIGTERM: draining and exiting"),
+        loop {
+            tokio::select! {
+                _ = sigint.recv() => {
+                    log::info!("SIGINT: draining and exiting");
+                    break;
+                }
+                _ = sigterm.recv() => {
+                    log::info!("SIGTERM: draining and exiting");
+                    break;
+                }
+                _ = sighup.recv() => {
+                    log::info!("SIGHUP: reopening the file outputs");
+                    reopen.notify_one();
+                }
+            }
         }
         stop.cancel();
     });
-    Ok(())
+    Ok(hup)
 }
 
 /// The BPF per-CPU counters (`COUNTERS`), for the loss metric.
@@ -350,6 +367,7 @@ fn attach(
 async fn pump(
     t: &mut Attached,
     stop: &CancellationToken,
+    hup: &Notify,
     on_event: &mut dyn FnMut(&Event) -> Flow,
 ) -> anyhow::Result<Ended> {
     let Attached {
@@ -379,6 +397,7 @@ async fn pump(
                     guard.get_inner_mut().flush();
                     guard.clear_ready();
                 }
+                () = hup.notified() => pipeline.sinks.reopen(),
                 () = stop.cancelled() => break Ended::Cancelled,
             },
             Input::Kmsg(src) => tokio::select! {
@@ -392,6 +411,7 @@ async fn pump(
                     }
                     account(pipeline, acct);
                 }
+                () = hup.notified() => pipeline.sinks.reopen(),
                 () = stop.cancelled() => break Ended::Cancelled,
             },
         }
@@ -451,7 +471,7 @@ fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ConfigErr
 /// `oomtrace run`.
 pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
-    on_signals(&stop)?;
+    let hup = on_signals(&stop)?;
     let settings = Settings::load(
         args.attach.config.as_deref(),
         Overrides {
@@ -483,7 +503,7 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     release_startup_memory();
     eprintln!("ready: attached {}", t.summary);
 
-    let r = pump(&mut t, &stop, &mut |_| Flow::Continue).await;
+    let r = pump(&mut t, &stop, &hup, &mut |_| Flow::Continue).await;
     stop.cancel();
     if let Some(s) = server {
         let _ = s.await;
@@ -538,7 +558,7 @@ impl Filter {
 /// `--count`, always).
 pub async fn trace(args: &TraceArgs, log_level: log::LevelFilter) -> anyhow::Result<bool> {
     let stop = CancellationToken::new();
-    on_signals(&stop)?;
+    let hup = on_signals(&stop)?;
     let settings = Settings::load(args.attach.config.as_deref(), overrides(&args.attach))?;
     let format = if args.json {
         Format::Json
@@ -571,7 +591,7 @@ pub async fn trace(args: &TraceArgs, log_level: log::LevelFilter) -> anyhow::Res
     release_startup_memory();
     eprintln!("ready: attached {}", t.summary);
     let mut seen = 0u64;
-    let ended = pump(&mut t, &stop, &mut |ev| {
+    let ended = pump(&mut t, &stop, &hup, &mut |ev| {
         if !filter.matches(ev) {
             return Flow::Continue;
         }

@@ -1048,6 +1048,9 @@ pub mod ring {
         }
     }
 
+    /// Not a file: nothing to reopen.
+    impl oomtrace::sink::file::Out for Counting {}
+
     /// What the consumer does with each record.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Drain {

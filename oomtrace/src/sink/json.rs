@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::Sink;
+use super::{Sink, file::Out};
 use crate::event::Event;
 
 pub struct JsonLines<W: Write + Send> {
@@ -21,9 +21,13 @@ impl<W: Write + Send> JsonLines<W> {
     }
 }
 
-impl<W: Write + Send> Sink for JsonLines<W> {
+impl<W: Out> Sink for JsonLines<W> {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn reopen(&mut self) -> std::io::Result<()> {
+        self.out.reopen()
     }
 
     fn emit(&mut self, ev: &Event) -> std::io::Result<()> {

@@ -1,6 +1,7 @@
 //! Where events go: each sink writes every event; a failing sink is reported and counted, and the
 //! others (and tracing) go on.
 
+pub mod file;
 pub mod json;
 pub mod metrics;
 pub mod text;
@@ -37,7 +38,8 @@ pub fn color_for(is_terminal: bool) -> bool {
     is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// Opens one sink: files are created if missing and appended to.
+/// Opens one sink: files are created if missing and appended to, and follow rotation
+/// ([`file::RotatingFile`]).
 pub fn open(spec: &OutputSpec) -> Result<Box<dyn Sink>, ConfigError> {
     let name = spec.to_string();
     Ok(match (&spec.target, spec.format) {
@@ -52,15 +54,11 @@ pub fn open(spec: &OutputSpec) -> Result<Box<dyn Sink>, ConfigError> {
             Box::new(text::TextLines::new(name, std::io::stderr(), c))
         }
         (Target::File(p), format) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|source| ConfigError::Output {
-                    spec: name.clone(),
-                    path: p.clone(),
-                    source,
-                })?;
+            let f = file::RotatingFile::open(p).map_err(|source| ConfigError::Output {
+                spec: name.clone(),
+                path: p.clone(),
+                source,
+            })?;
             match format {
                 Format::Json => Box::new(json::JsonLines::new(name, f)),
                 Format::Text => Box::new(text::TextLines::new(name, f, false)),
@@ -77,6 +75,10 @@ pub trait Sink: Send {
     fn emit(&mut self, ev: &Event) -> std::io::Result<()>;
     /// Reports records the kernel side lost. Sinks that have no way to say it ignore it.
     fn lost(&mut self, _rec: &crate::event::Lost) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// Opens a file output again (`SIGHUP`, after log rotation); others ignore it.
+    fn reopen(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
@@ -99,6 +101,16 @@ impl Sinks {
             if let Err(e) = s.lost(rec) {
                 self.errors += 1;
                 log::warn!("sink {}: writing a lost record: {e}", s.name());
+            }
+        }
+    }
+
+    /// Reopens every file output (`SIGHUP`).
+    pub fn reopen(&mut self) {
+        for s in &mut self.sinks {
+            if let Err(e) = s.reopen() {
+                self.errors += 1;
+                log::warn!("sink {}: reopening: {e}", s.name());
             }
         }
     }

@@ -7,7 +7,7 @@
 
 use std::{fmt::Write as _, io::Write};
 
-use super::Sink;
+use super::{Sink, file::Out};
 use crate::event::Event;
 
 pub struct TextLines<W: Write + Send> {
@@ -27,9 +27,13 @@ impl<W: Write + Send> TextLines<W> {
     }
 }
 
-impl<W: Write + Send> Sink for TextLines<W> {
+impl<W: Out> Sink for TextLines<W> {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn reopen(&mut self) -> std::io::Result<()> {
+        self.out.reopen()
     }
 
     fn emit(&mut self, ev: &Event) -> std::io::Result<()> {
