@@ -231,6 +231,14 @@ pub struct Victim {
     pub pid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tgid: Option<u32>,
+    /// The pid as the victim's own (innermost) pid namespace numbers it: 1 for a container's
+    /// init. Read in the kernel at the kill; absent where the hook has no task (or BTF lacks the
+    /// members).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ns_pid: Option<u32>,
+    /// Depth of that pid namespace: 0 is the host's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid_ns_level: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -374,6 +382,8 @@ impl Event {
         let victim = Victim {
             pid: r.pid,
             tgid: has(present::TGID).then_some(r.tgid),
+            ns_pid: has(present::NS_PID).then_some(r.ns_pid),
+            pid_ns_level: has(present::NS_PID).then_some(r.pid_ns_level),
             comm: has(present::COMM).then(|| comm_str(&r.comm)),
             uid: has(present::UID).then_some(r.uid),
             total_vm_kb: opt(present::TOTAL_VM, r.total_vm_kb),
@@ -479,6 +489,24 @@ mod tests {
         assert!(v.get("oom").is_none());
         assert_eq!(v["flags"]["context_missing"], true);
         assert!(v["victim"].get("oom_score").is_none(), "needs rss and adj");
+    }
+
+    #[test]
+    fn namespace_pid_only_when_read() {
+        let mut r = crate::decode::tests::victim(4242);
+        let gfp = crate::kernel::gfp::GfpTable::builtin();
+        let v = serde_json::to_value(Event::from_victim(&r, None, false, &SYS, &gfp, "n")).unwrap();
+        assert!(v["victim"].get("ns_pid").is_none(), "{v}");
+        assert!(v["victim"].get("pid_ns_level").is_none(), "{v}");
+        r.present |= present::NS_PID;
+        r.ns_pid = 1;
+        r.pid_ns_level = 0;
+        let v = serde_json::to_value(Event::from_victim(&r, None, false, &SYS, &gfp, "n")).unwrap();
+        assert_eq!(v["victim"]["ns_pid"], 1);
+        assert_eq!(
+            v["victim"]["pid_ns_level"], 0,
+            "level 0 is reported, not omitted"
+        );
     }
 
     #[test]
