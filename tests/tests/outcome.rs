@@ -60,6 +60,7 @@ fn hog_as_pid_1_of_a_pid_namespace() {
         ev["victim"]["pid"], 1,
         "the host pid is reported as pid: {ev}"
     );
+    assert_eq!(ev["outcome"], "container_exit", "{ev}");
     d.stop();
 }
 
@@ -68,7 +69,10 @@ fn hog_forked_by_a_shell_that_is_pid_1() {
     if !require_root() {
         return;
     }
-    let mut d = Daemon::start(&["run"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = dir.path().join("kills.log");
+    let text_arg = format!("text:{}", text.display());
+    let mut d = Daemon::start(&["run", "-o", "json:stdout", "-o", &text_arg]);
     let cg = MemCgroup::create(&unique("oomtrace-pidns-child"), Some(LIMIT));
     let mut sh = ShellInit::start(&cg, &[]);
     let child: u32 = sh
@@ -81,6 +85,7 @@ fn hog_forked_by_a_shell_that_is_pid_1() {
     assert_eq!(ev["victim"]["ns_pid"], child, "the pid the shell saw: {ev}");
     assert_ne!(child, 1);
     assert_eq!(ev["victim"]["pid_ns_level"], pidns::own_level() + 1, "{ev}");
+    assert_eq!(ev["outcome"], "process_only", "{ev}");
     assert!(sh.running(), "the namespace's pid 1 (the shell) lives on");
     let procs = std::fs::read_to_string(cg.procs_file()).expect("cgroup.procs");
     assert!(
@@ -89,6 +94,18 @@ fn hog_forked_by_a_shell_that_is_pid_1() {
         cg.path
     );
     d.stop();
+    let lines = std::fs::read_to_string(&text).expect("text sink");
+    let pid = ev["victim"]["pid"].as_u64().expect("pid");
+    let line = lines
+        .lines()
+        .find(|l| l.contains(&format!(" pid={pid} ")))
+        .unwrap_or_else(|| panic!("no text line for {pid}: {lines}"));
+    assert!(
+        line.ends_with(
+            " outcome=process_only (container keeps running; Kubernetes does not report this kill)"
+        ),
+        "{line}"
+    );
 }
 
 #[test]
@@ -105,6 +122,29 @@ fn plain_host_process() {
     assert_eq!(ev["victim"]["pid_ns_level"], pidns::own_level(), "{ev}");
     if pidns::own_level() == 0 {
         assert_eq!(ev["victim"]["ns_pid"], pid, "the host numbers it: {ev}");
+        assert_eq!(ev["outcome"], "host", "{ev}");
     }
+    d.stop();
+}
+
+/// `trace --outcome process_only` shows the kill of a namespace's child and not a host kill.
+#[test]
+fn trace_filters_by_outcome() {
+    if !require_root() {
+        return;
+    }
+    let mut d = Daemon::start(&["trace", "--json", "--outcome", "process_only"]);
+    let host = MemCgroup::create(&unique("oomtrace-trace-host"), Some(LIMIT));
+    let mut hog = host.spawn_hog(&[]);
+    hog.expect_oom_killed(KILL_TIMEOUT);
+    let cg = MemCgroup::create(&unique("oomtrace-trace-child"), Some(LIMIT));
+    let sh = ShellInit::start(&cg, &[]);
+    assert_eq!(sh.value("status", KILL_TIMEOUT), "137");
+    let ev = kill_in(&mut d, &cg);
+    assert_eq!(ev["outcome"], "process_only", "{ev}");
+    d.settle(Duration::from_millis(500));
+    let hosts = d.events(|v| v["victim"]["cgroup"]["path"] == host.path.as_str());
+    assert!(hosts.is_empty(), "the host kill is filtered out: {hosts:?}");
+    assert_eq!(host.oom_kills(), 1, "but it happened");
     d.stop();
 }
