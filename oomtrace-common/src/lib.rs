@@ -7,7 +7,7 @@
 #![no_std]
 
 /// Layout version of every record below. Bump it when any record changes shape.
-pub const RECORD_VERSION: u16 = 1;
+pub const RECORD_VERSION: u16 = 2;
 
 /// `RecordHeader::kind` values.
 pub mod kind {
@@ -86,6 +86,8 @@ pub mod present {
     pub const CGROUP: u64 = 1 << 11;
     pub const TRIGGER: u64 = 1 << 12;
     pub const TASK_FLAGS: u64 = 1 << 13;
+    /// `ns_pid` and `pid_ns_level` (read together from `task->thread_pid`).
+    pub const NS_PID: u64 = 1 << 14;
     // Context-only fields.
     pub const CONSTRAINT: u64 = 1 << 32;
     pub const MEMCG: u64 = 1 << 33;
@@ -126,6 +128,10 @@ pub struct VictimRecord {
     /// The task that ran the OOM killer (`current`).
     pub trigger_pid: u32,
     pub trigger_tgid: u32,
+    /// The victim's pid as its innermost pid namespace sees it (`pid->numbers[level].nr`).
+    pub ns_pid: u32,
+    /// Depth of that namespace (`pid->level`): 0 is the host's (initial) pid namespace.
+    pub pid_ns_level: u32,
     /// `ContextRecord::seq` of the OOM this victim belongs to, 0 when none was seen.
     pub context_seq: u64,
     pub total_vm_kb: u64,
@@ -217,6 +223,17 @@ pub struct KernelOffsets {
     pub task_signal: u32,
     pub task_real_cred: u32,
     pub task_cgroups: u32,
+    /// `task_struct.thread_pid` (`struct pid *`).
+    pub task_thread_pid: u32,
+    // struct pid, struct upid
+    /// `pid.level`: depth of the task's innermost pid namespace.
+    pub pid_level: u32,
+    /// `pid.numbers`: `struct upid numbers[]`, one per level.
+    pub pid_numbers: u32,
+    /// `sizeof(struct upid)`: the stride of `numbers`.
+    pub upid_size: u32,
+    /// `upid.nr`: the pid in that level's namespace.
+    pub upid_nr: u32,
     // struct signal_struct
     pub signal_oom_score_adj: u32,
     // struct cred
@@ -283,6 +300,11 @@ impl KernelOffsets {
         task_signal: ABSENT,
         task_real_cred: ABSENT,
         task_cgroups: ABSENT,
+        task_thread_pid: ABSENT,
+        pid_level: ABSENT,
+        pid_numbers: ABSENT,
+        upid_size: ABSENT,
+        upid_nr: ABSENT,
         signal_oom_score_adj: ABSENT,
         cred_uid: ABSENT,
         mm_total_vm: ABSENT,

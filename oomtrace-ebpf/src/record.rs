@@ -23,6 +23,8 @@ pub unsafe fn init_victim(r: *mut VictimRecord, hook: u32) {
         (*r).uid = 0;
         (*r).oom_score_adj = 0;
         (*r).task_flags = 0;
+        (*r).ns_pid = 0;
+        (*r).pid_ns_level = 0;
         (*r).context_seq = 0;
         (*r).total_vm_kb = 0;
         (*r).anon_rss_kb = 0;

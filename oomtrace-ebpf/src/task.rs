@@ -23,6 +23,30 @@ unsafe fn rss_pages(mm: *const u8, idx: u32) -> Option<u64> {
     Some(if v < 0 { 0 } else { v as u64 })
 }
 
+/// `MAX_PID_NS_LEVEL` (include/linux/pid_namespace.h): deeper levels are refused.
+const MAX_PID_NS_LEVEL: u32 = 32;
+
+/// The task's pid in its innermost pid namespace and that namespace's level:
+/// `task->thread_pid->numbers[level].nr` (what `task_pid_vnr()` gives inside the namespace).
+#[inline(always)]
+unsafe fn ns_pid(task: *const u8) -> Option<(u32, u32)> {
+    let numbers = off!(pid_numbers);
+    let stride = off!(upid_size);
+    let nr = off!(upid_nr);
+    if numbers == ABSENT || stride == ABSENT || nr == ABSENT || stride > 64 {
+        return None;
+    }
+    unsafe {
+        let pid = read_ptr(task, off!(task_thread_pid))?;
+        let level = read::<u32>(pid, off!(pid_level))?;
+        if level > MAX_PID_NS_LEVEL {
+            return None;
+        }
+        let v = read::<i32>(pid, numbers + level * stride + nr)?;
+        Some((v as u32, level))
+    }
+}
+
 /// Fills the victim fields of `r` from `task`.
 ///
 /// # Safety
@@ -44,6 +68,11 @@ pub unsafe fn fill_victim(r: *mut VictimRecord, task: *const u8) {
             && bpf_probe_read_kernel_str_bytes(task.add(comm as usize), &mut (*r).comm).is_ok()
         {
             p |= present::COMM;
+        }
+        if let Some((nr, level)) = ns_pid(task) {
+            (*r).ns_pid = nr;
+            (*r).pid_ns_level = level;
+            p |= present::NS_PID;
         }
         if let Some(v) = read::<u32>(task, off!(task_flags)) {
             (*r).task_flags = v;

@@ -178,6 +178,12 @@ pub struct TraceArgs {
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
 
+    /// Only kills with this outcome: `container_exit` (the container dies: its init, or a group
+    /// kill), `process_only` (a container loses one process and keeps running: Kubernetes does
+    /// not report it), `host` (a host process). Kills whose outcome is unknown never match.
+    #[arg(long, value_enum, value_name = "OUTCOME")]
+    pub outcome: Option<crate::event::Outcome>,
+
     /// Exit (code 0) after N matching kills.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,

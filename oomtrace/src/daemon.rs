@@ -520,6 +520,7 @@ pub struct Filter {
     pub cgroup: Option<String>,
     pub comm: Option<String>,
     pub pid: Option<u32>,
+    pub outcome: Option<crate::event::Outcome>,
 }
 
 impl Filter {
@@ -529,6 +530,7 @@ impl Filter {
         let pod = ev.owner.pod.as_ref();
         let container = ev.owner.container.as_ref();
         self.pid.is_none_or(|p| ev.victim.pid == p)
+            && self.outcome.is_none_or(|o| ev.outcome == Some(o))
             && self
                 .comm
                 .as_ref()
@@ -576,6 +578,7 @@ pub async fn trace(args: &TraceArgs, log_level: log::LevelFilter) -> anyhow::Res
         cgroup: args.cgroup.clone(),
         comm: args.comm.clone(),
         pid: args.pid,
+        outcome: args.outcome,
     };
     // The pipeline's own sinks stay empty: only matching events are written.
     // Ad-hoc tracing never pins: nothing stays attached after it.
@@ -635,6 +638,22 @@ mod tests {
             comm: Some("hog".into()),
             ..Filter::default()
         }));
+        assert!(
+            !f(Filter {
+                outcome: Some(crate::event::Outcome::Host),
+                ..Filter::default()
+            }),
+            "unknown outcome: an outcome filter does not match"
+        );
+        let mut only = ev.clone();
+        only.outcome = Some(crate::event::Outcome::ProcessOnly);
+        let process_only = Filter {
+            outcome: Some(crate::event::Outcome::ProcessOnly),
+            ..Filter::default()
+        };
+        assert!(process_only.matches(&only));
+        only.outcome = Some(crate::event::Outcome::ContainerExit);
+        assert!(!process_only.matches(&only));
         assert!(!f(Filter {
             cgroup: Some("/system.slice".into()),
             ..Filter::default()

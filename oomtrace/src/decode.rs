@@ -104,6 +104,8 @@ pub(crate) mod tests {
             task_flags: 0,
             trigger_pid: 0,
             trigger_tgid: 0,
+            ns_pid: 0,
+            pid_ns_level: 0,
             context_seq: 0,
             total_vm_kb: 0,
             anon_rss_kb: 65024,

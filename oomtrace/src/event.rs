@@ -25,6 +25,9 @@ pub struct Event {
     pub node: String,
     /// Program that saw the victim: `tracepoint`, `raw_tracepoint` or `tp_btf`.
     pub hook: &'static str,
+    /// Did the container die? See [`Outcome`]. Absent when oomtrace cannot tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
     /// Identifies the OOM: shared by every victim of one `oom_kill_process` call (a group kill
     /// has several). Absent when no context was seen.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,6 +51,41 @@ pub struct Event {
     /// The memory limit that was hit, and where oomtrace read it. Absent when unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<Limit>,
+}
+
+/// What the kill did to the victim's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every task of the container goes: the victim is pid 1 of its (non-host) pid namespace, or
+    /// the kill is a group kill (`memory.oom.group`). The container exits with 137 and
+    /// Kubernetes reports `OOMKilled`.
+    ContainerExit,
+    /// Another process of a container (a non-host pid namespace) was killed: the container keeps
+    /// running without it, and Kubernetes does not report the kill.
+    ProcessOnly,
+    /// A process of the host's pid namespace, in no container.
+    Host,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ContainerExit => "container_exit",
+            Self::ProcessOnly => "process_only",
+            Self::Host => "host",
+        }
+    }
+
+    /// What it means, for people (the text line).
+    pub fn explain(self) -> &'static str {
+        match self {
+            Self::ContainerExit => "container exits with 137; Kubernetes reports OOMKilled",
+            Self::ProcessOnly => "container keeps running; Kubernetes does not report this kill",
+            Self::Host => "host process, in no container",
+        }
+    }
 }
 
 /// The memory limit of a kill.
@@ -231,6 +269,14 @@ pub struct Victim {
     pub pid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tgid: Option<u32>,
+    /// The pid as the victim's own (innermost) pid namespace numbers it: 1 for a container's
+    /// init. Read in the kernel at the kill; absent where the hook has no task (or BTF lacks the
+    /// members).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ns_pid: Option<u32>,
+    /// Depth of that pid namespace: 0 is the host's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid_ns_level: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -374,6 +420,8 @@ impl Event {
         let victim = Victim {
             pid: r.pid,
             tgid: has(present::TGID).then_some(r.tgid),
+            ns_pid: has(present::NS_PID).then_some(r.ns_pid),
+            pid_ns_level: has(present::NS_PID).then_some(r.pid_ns_level),
             comm: has(present::COMM).then(|| comm_str(&r.comm)),
             uid: has(present::UID).then_some(r.uid),
             total_vm_kb: opt(present::TOTAL_VM, r.total_vm_kb),
@@ -408,6 +456,7 @@ impl Event {
             boot_ns: r.header.boot_ns,
             node: node.to_string(),
             hook: hook_name(r.hook),
+            outcome: None,
             context_id: ctx.map(|c| c.seq),
             victim,
             trigger,
@@ -418,6 +467,30 @@ impl Event {
             limit: None,
         }
         .with_context_limit()
+    }
+
+    /// The [`Outcome`], from what the event knows (call it after attribution):
+    /// - a group kill takes every task of the memcg: `container_exit`;
+    /// - a victim in a non-host pid namespace (`pid_ns_level` > 0): `container_exit` when it is
+    ///   that namespace's pid 1 (`ns_pid` 1), else `process_only`;
+    /// - a victim in the host's pid namespace: `host`, unless it is attributed to a container or
+    ///   pod (a `hostPID` pod): then whether it was the container's init is not known, and
+    ///   `None`;
+    /// - no namespace pid (the kernel-log source, or a hook that had no task): `None`.
+    pub fn decide_outcome(&self) -> Option<Outcome> {
+        if self.flags.group_kill {
+            return Some(Outcome::ContainerExit);
+        }
+        let level = self.victim.pid_ns_level?;
+        if level == 0 {
+            let contained = self.owner.container.is_some() || self.owner.pod.is_some();
+            return (!contained).then_some(Outcome::Host);
+        }
+        Some(if self.victim.ns_pid? == 1 {
+            Outcome::ContainerExit
+        } else {
+            Outcome::ProcessOnly
+        })
     }
 
     /// `limit` from the OOM context, when the context hook read one.
@@ -479,6 +552,56 @@ mod tests {
         assert!(v.get("oom").is_none());
         assert_eq!(v["flags"]["context_missing"], true);
         assert!(v["victim"].get("oom_score").is_none(), "needs rss and adj");
+    }
+
+    #[test]
+    fn namespace_pid_only_when_read() {
+        let mut r = crate::decode::tests::victim(4242);
+        let gfp = crate::kernel::gfp::GfpTable::builtin();
+        let v = serde_json::to_value(Event::from_victim(&r, None, false, &SYS, &gfp, "n")).unwrap();
+        assert!(v["victim"].get("ns_pid").is_none(), "{v}");
+        assert!(v["victim"].get("pid_ns_level").is_none(), "{v}");
+        r.present |= present::NS_PID;
+        r.ns_pid = 1;
+        r.pid_ns_level = 0;
+        let v = serde_json::to_value(Event::from_victim(&r, None, false, &SYS, &gfp, "n")).unwrap();
+        assert_eq!(v["victim"]["ns_pid"], 1);
+        assert_eq!(
+            v["victim"]["pid_ns_level"], 0,
+            "level 0 is reported, not omitted"
+        );
+    }
+
+    #[test]
+    fn outcome_from_namespace_and_group_kill() {
+        let mut ev = crate::testutil::event(10);
+        assert_eq!(ev.decide_outcome(), None, "no namespace pid: unknown");
+        ev.victim.pid_ns_level = Some(0);
+        ev.victim.ns_pid = Some(10);
+        assert_eq!(ev.decide_outcome(), Some(Outcome::Host));
+        ev.owner.container = Some(crate::enrich::Container {
+            id: "c".repeat(64),
+            runtime: "containerd".into(),
+            name: None,
+        });
+        assert_eq!(ev.decide_outcome(), None, "hostPID container: init unknown");
+        ev.victim.pid_ns_level = Some(1);
+        assert_eq!(ev.decide_outcome(), Some(Outcome::ProcessOnly));
+        ev.victim.ns_pid = Some(1);
+        assert_eq!(ev.decide_outcome(), Some(Outcome::ContainerExit));
+        ev.victim.ns_pid = Some(7);
+        ev.flags.group_kill = true;
+        assert_eq!(
+            ev.decide_outcome(),
+            Some(Outcome::ContainerExit),
+            "group kill"
+        );
+        let mut kmsg = crate::testutil::event(10);
+        kmsg.flags.group_kill = true;
+        assert_eq!(kmsg.decide_outcome(), Some(Outcome::ContainerExit));
+        ev.outcome = Some(Outcome::ProcessOnly);
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["outcome"], "process_only");
     }
 
     #[test]

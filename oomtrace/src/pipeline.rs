@@ -106,6 +106,7 @@ impl Pipeline {
         {
             oom.owner = self.enricher.attribute(&domain.path);
         }
+        ev.outcome = ev.decide_outcome();
         if ev.limit.is_none()
             && let (Some(mount), Some(cg)) = (&self.memory_mount, &ev.victim.cgroup)
             && let Some((bytes, cgroup)) = crate::kernel::cgroups::memory_limit(mount, &cg.path)

@@ -182,6 +182,11 @@ pub struct Hog {
 }
 
 impl Hog {
+    /// Wraps a process started elsewhere (e.g. a hog behind `unshare`); killed on drop.
+    pub fn from_child(child: Child) -> Self {
+        Self { child: Some(child) }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }

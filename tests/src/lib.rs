@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod daemon;
 pub mod kmsg;
+pub mod pidns;
 pub mod prom;
 
 use std::path::PathBuf;

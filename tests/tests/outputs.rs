@@ -87,6 +87,7 @@ fn real_prometheus_counts_the_kill() {
         labels.get("pod").is_none(),
         "no pod for a plain cgroup: {labels}"
     );
+    assert_eq!(labels["outcome"], "host", "a host process: {labels}");
     let lost = prom.wait_value("oomtrace_events_lost_total", Duration::from_secs(10));
     assert_eq!(lost, Some(0.0), "oomtrace_events_lost_total");
     let last_kill = prom

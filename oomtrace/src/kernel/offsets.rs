@@ -8,7 +8,9 @@
 //! - `mm_struct.rss_stat`: `struct mm_rss_stat { atomic_long_t count[NR_MM_COUNTERS]; }` before
 //!   6.2, `struct percpu_counter rss_stat[NR_MM_COUNTERS]` since (value in `.count`);
 //! - `memory_cgrp_id` depends on the kernel config: read from `enum cgroup_subsys_id`;
-//! - the MM_* counter indexes come from the (anonymous) enum, not from memory.
+//! - the MM_* counter indexes come from the (anonymous) enum, not from memory;
+//! - `pid.numbers` is `struct upid numbers[1]` on older kernels and a flexible array on recent ones:
+//!   its size is not checked, the stride is `sizeof(struct upid)`.
 
 use oomtrace_common::{ABSENT, KernelOffsets};
 
@@ -80,6 +82,15 @@ impl Resolver<'_> {
                 ABSENT
             }
         }
+    }
+
+    /// `sizeof(struct s)`.
+    fn size_of(&mut self, s: &str) -> u32 {
+        self.btf.struct_size(s).unwrap_or_else(|| {
+            self.missing
+                .push(format!("struct {s}: not in this kernel's BTF"));
+            ABSENT
+        })
     }
 
     /// The first of several names a member has had.
@@ -197,6 +208,13 @@ pub fn resolve(btf: &Btf, memory_on_v2: bool) -> Resolved {
         task_signal: r.member("task_struct", "signal", Some(8)),
         task_real_cred: r.member("task_struct", "real_cred", Some(8)),
         task_cgroups: r.member("task_struct", "cgroups", Some(8)),
+        task_thread_pid: r.member("task_struct", "thread_pid", Some(8)),
+        pid_level: r.member("pid", "level", Some(4)),
+        // A flexible array (`struct upid numbers[]`) on recent kernels, `numbers[1]` on older
+        // ones: its size is not checked.
+        pid_numbers: r.member("pid", "numbers", None),
+        upid_size: r.size_of("upid"),
+        upid_nr: r.member("upid", "nr", Some(4)),
         signal_oom_score_adj: r.member("signal_struct", "oom_score_adj", Some(2)),
         cred_uid: r.member("cred", "uid", Some(4)),
         mm_total_vm: r.member("mm_struct", "total_vm", Some(8)),
@@ -282,6 +300,9 @@ mod tests {
         );
         assert_ne!(o.kn_parent, ABSENT);
         assert_ne!(o.memory_cgrp_id, ABSENT);
+        // struct upid { int nr; struct pid_namespace *ns; }: nr first, a pointer after it.
+        assert_eq!(o.upid_nr, 0, "upid.nr");
+        assert!(o.upid_size >= 12, "sizeof(struct upid) {}", o.upid_size);
         assert_eq!(o.page_shift, 12);
         assert_eq!(o.use_dfl_cgrp, 0);
     }

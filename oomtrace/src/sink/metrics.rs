@@ -3,7 +3,7 @@
 //!
 //! Cardinality: `oomtrace_oom_kills_total` keeps at most `max_series` distinct label sets (default
 //! 1000, `metrics.max_series`); a kill with a new label set beyond that is counted under
-//! `pod="_other"` (other labels empty but `constraint`) and in `oomtrace_series_folded_total`.
+//! `pod="_other"` (other labels empty but `constraint` and `outcome`) and in `oomtrace_series_folded_total`.
 //! The `cgroup` label is only set when there is neither a pod nor a systemd unit.
 
 use std::{
@@ -40,6 +40,8 @@ pub struct KillLabels {
     pub cgroup: String,
     /// Only when there is no pod.
     pub systemd_unit: String,
+    /// `container_exit`, `process_only`, `host`; `unknown` when the event has no outcome.
+    pub outcome: String,
 }
 
 impl KillLabels {
@@ -69,6 +71,10 @@ impl KillLabels {
                 .to_string(),
             cgroup: cgroup.unwrap_or_default(),
             systemd_unit: unit.unwrap_or_default(),
+            outcome: ev
+                .outcome
+                .map_or("unknown", crate::event::Outcome::name)
+                .to_string(),
         }
     }
 
@@ -80,6 +86,7 @@ impl KillLabels {
             constraint: self.constraint.clone(),
             cgroup: String::new(),
             systemd_unit: String::new(),
+            outcome: self.outcome.clone(),
         }
     }
 }
@@ -206,7 +213,7 @@ pub fn build(
     let kills = Family::<KillLabels, Counter>::default();
     r.register(
         "oomtrace_oom_kills",
-        "OOM-killed processes seen by oomtrace, by namespace, pod, container and OOM constraint (cgroup or systemd_unit where there is no pod).",
+        "OOM-killed processes seen by oomtrace, by namespace, pod, container, OOM constraint and outcome (container_exit, process_only, host, unknown; cgroup or systemd_unit where there is no pod).",
         kills.clone(),
     );
     let folded = Counter::default();
@@ -322,7 +329,7 @@ mod tests {
         s.emit(&event(6, "/a")).unwrap();
         let t = openmetrics(&r);
         assert!(
-            t.contains(r#"oomtrace_oom_kills_total{namespace="",pod="",container="",constraint="unknown",cgroup="/a",systemd_unit=""} 3"#),
+            t.contains(r#"oomtrace_oom_kills_total{namespace="",pod="",container="",constraint="unknown",cgroup="/a",systemd_unit="",outcome="unknown"} 3"#),
             "{t}"
         );
         assert!(
@@ -336,6 +343,19 @@ mod tests {
         );
         assert!(t.contains("oomtrace_kernel_oom_kills_total"), "{t}");
         assert!(t.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn outcome_is_a_label() {
+        let (r, mut s) = build(10, &[], crate::loss::Accounting::shared(None));
+        let mut ev = event(1, "/a");
+        ev.outcome = Some(crate::event::Outcome::ProcessOnly);
+        s.emit(&ev).unwrap();
+        let t = openmetrics(&r);
+        assert!(
+            t.contains(r#"systemd_unit="",outcome="process_only"} 1"#),
+            "{t}"
+        );
     }
 
     #[test]

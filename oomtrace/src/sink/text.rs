@@ -154,6 +154,9 @@ pub fn format_line(ev: &Event, color: bool) -> String {
     if ev.flags.group_kill {
         l.push_str(" group-kill");
     }
+    if let Some(o) = ev.outcome {
+        let _ = write!(l, " outcome={} ({})", o.name(), o.explain());
+    }
     l
 }
 
@@ -229,6 +232,15 @@ mod tests {
              adj=0 trigger=2469"
         );
         assert!(format_line(&ev, true).contains("\x1b[1;31mOOM-KILL\x1b[0m"));
+        ev.outcome = Some(crate::event::Outcome::ProcessOnly);
+        assert!(
+            format_line(&ev, false).ends_with(
+                " trigger=2469 outcome=process_only (container keeps running; Kubernetes does \
+                 not report this kill)"
+            ),
+            "{}",
+            format_line(&ev, false)
+        );
     }
 
     #[test]

@@ -134,6 +134,8 @@ pub fn event(k: &KmsgKill, sys: &System, gfp: &GfpTable, node: &str) -> Event {
         boot_ns,
         node: node.to_string(),
         hook: "kmsg",
+        // Set by the pipeline (`Event::decide_outcome`): only a group kill is known here.
+        outcome: None,
         context_id: None,
         victim,
         trigger: None,

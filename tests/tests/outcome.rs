@@ -1,0 +1,150 @@
+//! Did the container die? (issue 15) Real OOM kills in memory cgroups, with the victim as pid 1 of
+//! a new pid namespace (a container's init), as another process of such a namespace, or as a
+//! plain host process. Expected values come from the kernel at test time: namespace levels from
+//! /proc/self/status, the hog's namespace pid from the shell that forked it.
+
+use std::time::Duration;
+
+use oomtrace_tests::{
+    cgroup::MemCgroup,
+    daemon::Daemon,
+    pidns::{self, ShellInit},
+    require_root, unique,
+};
+use serde_json::Value;
+
+const LIMIT: u64 = 64 << 20;
+const KILL_TIMEOUT: Duration = Duration::from_mins(1);
+
+/// The kill event of the victim in `cg` (found by its cgroup path: the victim's host pid is not
+/// known to the test when it runs inside a namespace).
+fn kill_in(d: &mut Daemon, cg: &MemCgroup) -> Value {
+    let path = cg.path.clone();
+    let got = d.wait_events(1, Duration::from_secs(10), |v| {
+        v["kind"] == "oom_kill" && v["victim"]["cgroup"]["path"] == path.as_str()
+    });
+    let Some((_, ev)) = got.into_iter().next() else {
+        panic!(
+            "no oom_kill event in {path} (kernel counted {} kills there); stdout: {:?}",
+            cg.oom_kills(),
+            d.seen
+        )
+    };
+    ev
+}
+
+#[test]
+fn hog_as_pid_1_of_a_pid_namespace() {
+    if !require_root() {
+        return;
+    }
+    let mut d = Daemon::start(&["run"]);
+    let cg = MemCgroup::create(&unique("oomtrace-pidns-init"), Some(LIMIT));
+    let mut ns = pidns::hog_as_init(&cg, &[]);
+    // unshare 2.38 reports its child's SIGKILL oddly (exit 1): only wait for it to end.
+    let _ = ns.wait(KILL_TIMEOUT);
+    assert_eq!(
+        cg.oom_kills(),
+        1,
+        "the kernel killed one task in {}",
+        cg.path
+    );
+    let ev = kill_in(&mut d, &cg);
+    assert_eq!(ev["victim"]["ns_pid"], 1, "pid 1 of its namespace: {ev}");
+    assert_eq!(
+        ev["victim"]["pid_ns_level"],
+        pidns::own_level() + 1,
+        "one level below ours: {ev}"
+    );
+    assert_ne!(
+        ev["victim"]["pid"], 1,
+        "the host pid is reported as pid: {ev}"
+    );
+    assert_eq!(ev["outcome"], "container_exit", "{ev}");
+    d.stop();
+}
+
+#[test]
+fn hog_forked_by_a_shell_that_is_pid_1() {
+    if !require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = dir.path().join("kills.log");
+    let text_arg = format!("text:{}", text.display());
+    let mut d = Daemon::start(&["run", "-o", "json:stdout", "-o", &text_arg]);
+    let cg = MemCgroup::create(&unique("oomtrace-pidns-child"), Some(LIMIT));
+    let mut sh = ShellInit::start(&cg, &[]);
+    let child: u32 = sh
+        .value("child", Duration::from_secs(10))
+        .parse()
+        .expect("a pid");
+    let status = sh.value("status", KILL_TIMEOUT);
+    assert_eq!(status, "137", "the hog was SIGKILLed");
+    let ev = kill_in(&mut d, &cg);
+    assert_eq!(ev["victim"]["ns_pid"], child, "the pid the shell saw: {ev}");
+    assert_ne!(child, 1);
+    assert_eq!(ev["victim"]["pid_ns_level"], pidns::own_level() + 1, "{ev}");
+    assert_eq!(ev["outcome"], "process_only", "{ev}");
+    assert!(sh.running(), "the namespace's pid 1 (the shell) lives on");
+    let procs = std::fs::read_to_string(cg.procs_file()).expect("cgroup.procs");
+    assert!(
+        !procs.trim().is_empty(),
+        "the shell is still in {}: {procs:?}",
+        cg.path
+    );
+    d.stop();
+    let lines = std::fs::read_to_string(&text).expect("text sink");
+    let pid = ev["victim"]["pid"].as_u64().expect("pid");
+    let line = lines
+        .lines()
+        .find(|l| l.contains(&format!(" pid={pid} ")))
+        .unwrap_or_else(|| panic!("no text line for {pid}: {lines}"));
+    assert!(
+        line.ends_with(
+            " outcome=process_only (container keeps running; Kubernetes does not report this kill)"
+        ),
+        "{line}"
+    );
+}
+
+#[test]
+fn plain_host_process() {
+    if !require_root() {
+        return;
+    }
+    let mut d = Daemon::start(&["run"]);
+    let cg = MemCgroup::create(&unique("oomtrace-host"), Some(LIMIT));
+    let mut hog = cg.spawn_hog(&[]);
+    let pid = hog.pid();
+    hog.expect_oom_killed(KILL_TIMEOUT);
+    let (_, ev) = d.victim(pid, Duration::from_secs(10));
+    assert_eq!(ev["victim"]["pid_ns_level"], pidns::own_level(), "{ev}");
+    if pidns::own_level() == 0 {
+        assert_eq!(ev["victim"]["ns_pid"], pid, "the host numbers it: {ev}");
+        assert_eq!(ev["outcome"], "host", "{ev}");
+    }
+    d.stop();
+}
+
+/// `trace --outcome process_only` shows the kill of a namespace's child and not a host kill.
+#[test]
+fn trace_filters_by_outcome() {
+    if !require_root() {
+        return;
+    }
+    let mut d = Daemon::start(&["trace", "--json", "--outcome", "process_only"]);
+    let host = MemCgroup::create(&unique("oomtrace-trace-host"), Some(LIMIT));
+    let mut hog = host.spawn_hog(&[]);
+    hog.expect_oom_killed(KILL_TIMEOUT);
+    let cg = MemCgroup::create(&unique("oomtrace-trace-child"), Some(LIMIT));
+    let sh = ShellInit::start(&cg, &[]);
+    assert_eq!(sh.value("status", KILL_TIMEOUT), "137");
+    let ev = kill_in(&mut d, &cg);
+    assert_eq!(ev["outcome"], "process_only", "{ev}");
+    d.settle(Duration::from_millis(500));
+    let hosts = d.events(|v| v["victim"]["cgroup"]["path"] == host.path.as_str());
+    assert!(hosts.is_empty(), "the host kill is filtered out: {hosts:?}");
+    assert_eq!(host.oom_kills(), 1, "but it happened");
+    d.stop();
+}
