@@ -58,7 +58,9 @@ pub unsafe fn fill(c: *mut CgroupRef, cgrp: *const u8) -> bool {
             (*c).depth += 1;
             cur = parent;
         }
-        (*c).len = len.min(CGROUP_NAMES_LEN as u32) as u16;
+        // Every name starts below CGROUP_NAMES_LEN and ends inside the buffer: all `len` bytes are
+        // names (a longer path stops the walk above and is flagged truncated).
+        (*c).len = len.min((CGROUP_NAMES_LEN + CGROUP_NAME_MAX) as u32) as u16;
         if !reached_root {
             (*c).truncated = 1;
         }

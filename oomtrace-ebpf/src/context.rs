@@ -3,14 +3,17 @@
 //! All OOM kills are serialized by the kernel's `oom_lock`, and `mark_victim` runs inside
 //! `oom_kill_process` on the trigger's CPU, so the trigger's pid_tgid is an exact key.
 
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::HashMap};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::map, maps::LruHashMap};
 use oomtrace_common::{ContextLink, counter};
 
 use crate::maps;
 
-/// Entries live only while `oom_kill_process` runs (removed by its return hook).
+/// Entries live only while `oom_kill_process` runs (removed by its return hook). An LRU map: when
+/// a return hook did not run (or is not attached) the oldest entries make room, so a long
+/// uptime with many distinct trigger threads never fills it (a plain hash map refused every
+/// insert after 1,024 triggers, and every later victim came out `context_missing`).
 #[map]
-pub static CONTEXTS: HashMap<u64, ContextLink> = HashMap::with_max_entries(1024, 0);
+pub static CONTEXTS: LruHashMap<u64, ContextLink> = LruHashMap::with_max_entries(1024, 0);
 
 /// An entry older than this is stale (its return hook did not run) and is not used.
 const MAX_AGE_NS: u64 = 5_000_000_000;

@@ -251,7 +251,7 @@ impl System {
                 })
                 .unwrap_or(0)
         };
-        let pages = |k: u64| k * 1024 / page_size;
+        let pages = |k: u64| k.saturating_mul(1024) / page_size;
         Self {
             page_size,
             ram_pages: pages(kb("MemTotal:")),
@@ -314,16 +314,27 @@ impl Victim {
         if adj == OOM_SCORE_ADJ_MIN {
             return Some(0);
         }
-        let rss_kb = self.anon_rss_kb? + self.file_rss_kb? + self.shmem_rss_kb?;
+        // Checked arithmetic: absurd inputs give no score, never a wrapped one.
+        let rss_kb = self
+            .anon_rss_kb?
+            .checked_add(self.file_rss_kb?)?
+            .checked_add(self.shmem_rss_kb?)?;
         // Without swap configured there are no swap entries.
         let swap_kb = self.swap_kb.or((sys.swap_pages == 0).then_some(0))?;
-        let pgtables_pages = self.pgtables_kb? * 1024 / sys.page_size;
-        let total = i64::try_from(sys.ram_pages + sys.swap_pages)
+        let pgtables_pages = self.pgtables_kb?.checked_mul(1024)? / sys.page_size;
+        let total = i64::try_from(sys.ram_pages.checked_add(sys.swap_pages)?)
             .ok()
             .filter(|t| *t > 0)?;
-        let mut badness = i64::try_from((rss_kb + swap_kb) / kb_per_page + pgtables_pages).ok()?;
-        badness += i64::from(adj) * (total / 1000);
-        let score = (1000 + badness * 1000 / total) * 2 / 3;
+        let pages = (rss_kb.checked_add(swap_kb)? / kb_per_page).checked_add(pgtables_pages)?;
+        let badness = i64::try_from(pages)
+            .ok()?
+            .checked_add(i64::from(adj).checked_mul(total / 1000)?)?;
+        let score = badness
+            .checked_mul(1000)?
+            .checked_div(total)?
+            .checked_add(1000)?
+            .checked_mul(2)?
+            / 3;
         u64::try_from(score.max(0)).ok()
     }
 }
@@ -394,11 +405,11 @@ impl Oom {
             gfp_flags: has(present::GFP_MASK).then(|| gfp.decode(u64::from(c.gfp_mask))),
             order: has(present::ORDER).then_some(c.order),
             memcg_usage_bytes: (has(present::MEMCG_USAGE) && !global)
-                .then(|| c.memcg_usage_pages * sys.page_size),
+                .then(|| c.memcg_usage_pages.saturating_mul(sys.page_size)),
             memcg_limit_bytes: (has(present::MEMCG_LIMIT)
                 && !global
                 && c.memcg_limit_pages < unlimited)
-                .then(|| c.memcg_limit_pages * sys.page_size),
+                .then(|| c.memcg_limit_pages.saturating_mul(sys.page_size)),
             owner: crate::enrich::Attribution::default(),
         }
     }
@@ -511,6 +522,35 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_sizes_give_no_score_not_a_wrapped_one() {
+        let sys = System {
+            page_size: 4096,
+            ram_pages: 1 << 20,
+            swap_pages: 0,
+        };
+        let v = Victim {
+            oom_score_adj: Some(0),
+            anon_rss_kb: Some(u64::MAX - 1),
+            file_rss_kb: Some(8),
+            shmem_rss_kb: Some(0),
+            pgtables_kb: Some(4),
+            ..Victim::default()
+        };
+        assert_eq!(v.compute_oom_score(&sys), None);
+        let v = Victim {
+            anon_rss_kb: Some(4),
+            pgtables_kb: Some(u64::MAX / 512),
+            ..v
+        };
+        assert_eq!(v.compute_oom_score(&sys), None);
+        let v = Victim {
+            pgtables_kb: Some(4),
+            ..v
+        };
+        assert!(v.compute_oom_score(&sys).is_some());
+    }
 
     #[test]
     fn comm_cut_inside_a_character_stays_utf8() {

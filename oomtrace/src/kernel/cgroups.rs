@@ -63,11 +63,16 @@ pub fn memory_mount(root: &Path, mode: CgroupMode) -> Option<std::path::PathBuf>
     }
 }
 
-/// The kernel's own count of OOM kills in a memory cgroup: `oom_kill` of v2 `memory.events` or
-/// v1 `memory.oom_control`. None when the cgroup is gone.
+/// The kernel's own count of OOM kills of tasks in a memory cgroup itself (not its children):
+/// `oom_kill` of v2 `memory.events.local` (5.2+; `memory.events` before) or v1
+/// `memory.oom_control`. None when the cgroup is gone.
 pub fn oom_kill_count(mount: &Path, path: &str) -> Option<u64> {
     let dir = mount.join(path.trim_start_matches('/'));
-    let text = std::fs::read_to_string(dir.join("memory.events"))
+    // Kills in this cgroup itself, not in its children: v2's `memory.events` is hierarchical,
+    // `memory.events.local` is not; v1's `memory.oom_control` counts only its own (the kernel's
+    // memcg_memory_event() does not propagate on v1).
+    let text = std::fs::read_to_string(dir.join("memory.events.local"))
+        .or_else(|_| std::fs::read_to_string(dir.join("memory.events")))
         .or_else(|_| std::fs::read_to_string(dir.join("memory.oom_control")))
         .ok()?;
     text.lines()
@@ -106,6 +111,29 @@ pub fn memory_limit(mount: &Path, path: &str) -> Option<(u64, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn oom_kills_are_counted_per_cgroup_not_per_subtree() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path();
+        std::fs::create_dir_all(m.join("pod/a")).unwrap();
+        // v2: the parent's memory.events includes its child's kills; .local does not.
+        std::fs::write(m.join("pod/memory.events"), "oom 3\noom_kill 3\n").unwrap();
+        std::fs::write(m.join("pod/memory.events.local"), "oom 0\noom_kill 0\n").unwrap();
+        std::fs::write(m.join("pod/a/memory.events"), "oom_kill 3\n").unwrap();
+        std::fs::write(m.join("pod/a/memory.events.local"), "oom_kill 3\n").unwrap();
+        assert_eq!(oom_kill_count(m, "/pod"), Some(0));
+        assert_eq!(oom_kill_count(m, "/pod/a"), Some(3));
+        // v1.
+        std::fs::create_dir_all(m.join("v1")).unwrap();
+        std::fs::write(
+            m.join("v1/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .unwrap();
+        assert_eq!(oom_kill_count(m, "/v1"), Some(2));
+        assert_eq!(oom_kill_count(m, "/gone"), None);
+    }
+
     #[test]
     fn limit_walks_up_to_the_nearest_limited_ancestor() {
         let d = tempfile::tempdir().unwrap();

@@ -116,7 +116,11 @@ pub fn format_line(ev: &Event, color: bool) -> String {
         let _ = write!(l, " unit={}", token(u));
     }
     if let (Some(a), Some(f), Some(s)) = (v.anon_rss_kb, v.file_rss_kb, v.shmem_rss_kb) {
-        let _ = write!(l, " rss={}", mib((a + f + s) * 1024));
+        let _ = write!(
+            l,
+            " rss={}",
+            mib(a.saturating_add(f).saturating_add(s).saturating_mul(1024))
+        );
     }
     if let Some(lim) = &ev.limit {
         let _ = write!(l, " limit={}", mib(lim.bytes));
