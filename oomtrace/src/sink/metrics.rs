@@ -260,6 +260,17 @@ pub fn build(
     (r, sink)
 }
 
+/// `oomtrace_events_dropped_total{cause="sink_stalled"}`: events outputs dropped because their
+/// queue was full (`stalled`: [`super::Sinks::stalled`]).
+pub fn register_dropped(r: &mut Registry, stalled: Counter) {
+    r.sub_registry_with_label(("cause".into(), "sink_stalled".into()))
+        .register(
+            "oomtrace_events_dropped",
+            "Events an output dropped, by cause: sink_stalled = its queue was full because it could not write (a stalled stdout, a slow disk); its other events and the other outputs are unaffected.",
+            stalled,
+        );
+}
+
 /// OpenMetrics text (what Prometheus asks for).
 pub fn openmetrics(r: &Registry) -> String {
     let mut s = String::new();
