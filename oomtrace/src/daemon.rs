@@ -498,6 +498,12 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     if let (Some(m), Some(listener)) = (settings.metrics, listener) {
         let (mut registry, msink) = metrics::build(m.max_series, &t.attempts, t.acct.clone());
         metrics::register_dropped(&mut registry, t.pipeline.sinks.stalled.clone());
+        // Stays 0 with the BPF source.
+        let untrusted = match &t.input {
+            Input::Kmsg(src) => src.records.untrusted.clone(),
+            Input::Bpf { .. } => prometheus_client::metrics::counter::Counter::default(),
+        };
+        metrics::register_kmsg_untrusted(&mut registry, untrusted);
         t.pipeline.sinks.push(Box::new(msink));
         log::info!("metrics on http://{}/metrics", m.addr);
         server = Some(tokio::spawn(crate::http::serve(

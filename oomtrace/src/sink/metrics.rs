@@ -271,6 +271,16 @@ pub fn register_dropped(r: &mut Registry, stalled: Counter) {
         );
 }
 
+/// `oomtrace_kmsg_untrusted_records_total`: /dev/kmsg records not from the kernel (written by
+/// userspace), ignored by the kernel-log source.
+pub fn register_kmsg_untrusted(r: &mut Registry, untrusted: Counter) {
+    r.register(
+        "oomtrace_kmsg_untrusted_records",
+        "Records in /dev/kmsg whose facility is not the kernel's (written by userspace, e.g. forged OOM lines), ignored by the kernel-log source (--source kmsg). 0 with the BPF source.",
+        untrusted,
+    );
+}
+
 /// OpenMetrics text (what Prometheus asks for).
 pub fn openmetrics(r: &Registry) -> String {
     let mut s = String::new();
