@@ -69,6 +69,13 @@ pub struct AttachArgs {
     #[arg(long, value_name = "BYTES", env = "OOMTRACE_RING_SIZE")]
     pub ring_size: Option<u32>,
 
+    /// Events each output holds in memory while it cannot write (a stalled stdout, a slow
+    /// disk): the ring keeps being drained, and once an output's queue is full its new events
+    /// are dropped and counted (a `lost` line with `cause` `sink_stalled` when it writes
+    /// again). About 1 KiB per event. Default 4096.
+    #[arg(long, value_name = "EVENTS", env = "OOMTRACE_QUEUE_SIZE")]
+    pub queue_size: Option<usize>,
+
     /// Force hooks instead of picking the best available: `victim=tp_btf|raw_tracepoint|tracepoint`,
     /// `context=fentry|kprobe|none`, comma-separated; `auto` (default) for either.
     #[arg(long, value_name = "ROLE=HOOK,...", env = "OOMTRACE_HOOKS")]

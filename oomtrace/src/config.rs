@@ -21,6 +21,10 @@ pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 /// Distinct label sets of `oomtrace_oom_kills_total` kept before new ones fold into
 /// `pod="_other"`.
 pub const DEFAULT_MAX_SERIES: usize = 1000;
+/// Events each output may hold while it cannot write (a stalled stdout, a slow disk) before new
+/// ones are dropped and counted: 4096 events take about 4 MiB (an event is about 1 KiB in
+/// memory, more with long cgroup paths).
+pub const DEFAULT_QUEUE_SIZE: usize = 4096;
 
 /// A bad setting: `main` prints it as one line and exits 2.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,8 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub ring_size: Option<u32>,
+    /// Events queued per output (see [`DEFAULT_QUEUE_SIZE`]).
+    pub queue_size: Option<usize>,
     pub hooks: Option<String>,
     pub outputs: Option<Vec<String>>,
     pub metrics: Option<MetricsFile>,
@@ -176,6 +182,7 @@ pub struct MetricsSettings {
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
     pub ring_size: Option<u32>,
+    pub queue_size: Option<usize>,
     pub hooks: Option<HookChoice>,
     pub outputs: Vec<OutputSpec>,
     pub metrics_addr: Option<String>,
@@ -186,6 +193,8 @@ pub struct Overrides {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub ring_size: u32,
+    /// Events each output may hold in memory while it cannot write; at least 1.
+    pub queue_size: usize,
     pub hooks: HookChoice,
     /// Never empty: `json:stdout` when nothing was asked for.
     pub outputs: Vec<OutputSpec>,
@@ -207,6 +216,16 @@ impl Settings {
             return Err(ConfigError::Value {
                 key: "ring_size".into(),
                 msg: format!("{ring_size} must be a power of two and at least 4096 bytes"),
+            });
+        }
+        let queue_size = o
+            .queue_size
+            .or(file.queue_size)
+            .unwrap_or(DEFAULT_QUEUE_SIZE);
+        if queue_size == 0 {
+            return Err(ConfigError::Value {
+                key: "queue_size".into(),
+                msg: "must be at least 1 event".into(),
             });
         }
         let hooks = match (o.hooks, &file.hooks) {
@@ -256,6 +275,7 @@ impl Settings {
         }
         Ok(Self {
             ring_size,
+            queue_size,
             hooks,
             outputs,
             metrics: addr.map(|addr| MetricsSettings { addr, max_series }),
@@ -345,6 +365,13 @@ mod tests {
         let s = Settings::resolve(FileConfig::default(), Overrides::default()).unwrap();
         assert_eq!(s.outputs[0].to_string(), "json:stdout");
         assert!(s.metrics.is_none(), "metrics are off by default");
+        assert_eq!(s.queue_size, DEFAULT_QUEUE_SIZE);
+        let f = parse("queue_size = 10\n").unwrap();
+        let o = Overrides {
+            queue_size: Some(20),
+            ..Overrides::default()
+        };
+        assert_eq!(Settings::resolve(f, o).unwrap().queue_size, 20);
     }
 
     #[test]
@@ -364,6 +391,8 @@ mod tests {
         assert!(e.contains("outputs"), "{e}");
         let e = bad("hooks = \"victim=kprobe\"").unwrap_err().to_string();
         assert!(e.contains("hooks"), "{e}");
+        let e = bad("queue_size = 0").unwrap_err().to_string();
+        assert!(e.contains("queue_size"), "{e}");
     }
 
     #[test]

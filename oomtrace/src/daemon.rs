@@ -439,7 +439,7 @@ async fn pump(
         s.records,
         s.victims,
         s.decode_errors,
-        pipeline.sinks.errors
+        pipeline.sinks.errors()
     );
     Ok(ended)
 }
@@ -447,19 +447,27 @@ async fn pump(
 fn overrides(a: &AttachArgs) -> Overrides {
     Overrides {
         ring_size: a.ring_size,
+        queue_size: a.queue_size,
         hooks: a.hooks,
         ..Overrides::default()
     }
 }
 
-/// Opens every output: a file that cannot be opened is a [`ConfigError`].
-fn open_sinks(outputs: &[OutputSpec]) -> Result<Sinks, ConfigError> {
+/// Opens every output, each on its own writer thread behind a queue of `queue_size` events: a
+/// file that cannot be opened is a [`ConfigError`].
+fn open_sinks(outputs: &[OutputSpec], queue_size: usize) -> anyhow::Result<Sinks> {
     let mut sinks = Sinks::default();
+    let node = pipeline::node_name();
     for o in outputs {
-        sinks.push(sink::open(o)?);
+        sinks
+            .push_queued(sink::open(o)?, queue_size, node.clone())
+            .with_context(|| format!("starting the writer thread of output {o}"))?;
     }
     Ok(sinks)
 }
+
+/// How long exiting waits for the outputs to write what they have queued.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ConfigError> {
     let l = std::net::TcpListener::bind(addr)
@@ -481,14 +489,21 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
             ..overrides(&args.attach)
         },
     )?;
-    let sinks = open_sinks(&settings.outputs)?;
+    let sinks = open_sinks(&settings.outputs, settings.queue_size)?;
     let listener = settings.metrics.map(|m| bind(m.addr)).transpose()?;
 
     let pin_root = (!args.no_pin).then_some(args.pin_dir.as_path());
     let mut t = attach(&args.attach, &settings, sinks, log_level, pin_root)?;
     let mut server = None;
     if let (Some(m), Some(listener)) = (settings.metrics, listener) {
-        let (registry, msink) = metrics::build(m.max_series, &t.attempts, t.acct.clone());
+        let (mut registry, msink) = metrics::build(m.max_series, &t.attempts, t.acct.clone());
+        metrics::register_dropped(&mut registry, t.pipeline.sinks.stalled.clone());
+        // Stays 0 with the BPF source.
+        let untrusted = match &t.input {
+            Input::Kmsg(src) => src.records.untrusted.clone(),
+            Input::Bpf { .. } => prometheus_client::metrics::counter::Counter::default(),
+        };
+        metrics::register_kmsg_untrusted(&mut registry, untrusted);
         t.pipeline.sinks.push(Box::new(msink));
         log::info!("metrics on http://{}/metrics", m.addr);
         server = Some(tokio::spawn(crate::http::serve(
@@ -504,6 +519,9 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     eprintln!("ready: attached {}", t.summary);
 
     let r = pump(&mut t, &stop, &hup, &mut |_| Flow::Continue).await;
+    t.pipeline
+        .sinks
+        .close(std::time::Instant::now() + CLOSE_WAIT);
     stop.cancel();
     if let Some(s) = server {
         let _ = s.await;
@@ -567,10 +585,13 @@ pub async fn trace(args: &TraceArgs, log_level: log::LevelFilter) -> anyhow::Res
     } else {
         Format::Text
     };
-    let mut out = open_sinks(&[OutputSpec {
-        format,
-        target: Target::Stdout,
-    }])?;
+    let mut out = open_sinks(
+        &[OutputSpec {
+            format,
+            target: Target::Stdout,
+        }],
+        settings.queue_size,
+    )?;
     let filter = Filter {
         pod: args.pod.clone(),
         namespace: args.namespace.clone(),
@@ -607,6 +628,7 @@ pub async fn trace(args: &TraceArgs, log_level: log::LevelFilter) -> anyhow::Res
         }
     })
     .await?;
+    out.close(std::time::Instant::now() + CLOSE_WAIT);
     stop.cancel();
     // Give the spawned tasks a turn to finish.
     tokio::time::sleep(Duration::ZERO).await;

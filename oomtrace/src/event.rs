@@ -112,10 +112,18 @@ pub struct Lost {
     pub time: String,
     pub boot_ns: u64,
     pub node: String,
-    /// Records lost since the previous `lost` line.
+    /// Records lost since the previous `lost` line (of this cause, and this sink).
     pub count: u64,
-    /// Records lost since the programs were loaded.
+    /// Records lost since the programs were loaded (`ring_full`), or events this sink dropped
+    /// since start (`sink_stalled`).
     pub total: u64,
+    /// Why: `ring_full` (the kernel side found the ring full: the records are lost for every
+    /// output) or `sink_stalled` (this output could not keep up: its queue was full, other
+    /// outputs may have the events).
+    pub cause: &'static str,
+    /// The output that dropped them (`sink_stalled` only), e.g. `json:stdout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink: Option<String>,
 }
 
 impl Lost {
@@ -129,6 +137,17 @@ impl Lost {
             node: node.to_string(),
             count,
             total,
+            cause: "ring_full",
+            sink: None,
+        }
+    }
+
+    /// Events the output `sink` dropped because its queue was full (it could not write).
+    pub fn sink_stalled(node: &str, sink: &str, count: u64, total: u64) -> Self {
+        Self {
+            cause: "sink_stalled",
+            sink: Some(sink.to_string()),
+            ..Self::new(node, count, total)
         }
     }
 }

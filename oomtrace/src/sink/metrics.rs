@@ -267,6 +267,27 @@ pub fn build(
     (r, sink)
 }
 
+/// `oomtrace_events_dropped_total{cause="sink_stalled"}`: events outputs dropped because their
+/// queue was full (`stalled`: [`super::Sinks::stalled`]).
+pub fn register_dropped(r: &mut Registry, stalled: Counter) {
+    r.sub_registry_with_label(("cause".into(), "sink_stalled".into()))
+        .register(
+            "oomtrace_events_dropped",
+            "Events an output dropped, by cause: sink_stalled = its queue was full because it could not write (a stalled stdout, a slow disk); its other events and the other outputs are unaffected.",
+            stalled,
+        );
+}
+
+/// `oomtrace_kmsg_untrusted_records_total`: /dev/kmsg records not from the kernel (written by
+/// userspace), ignored by the kernel-log source.
+pub fn register_kmsg_untrusted(r: &mut Registry, untrusted: Counter) {
+    r.register(
+        "oomtrace_kmsg_untrusted_records",
+        "Records in /dev/kmsg whose facility is not the kernel's (written by userspace, e.g. forged OOM lines), ignored by the kernel-log source (--source kmsg). 0 with the BPF source.",
+        untrusted,
+    );
+}
+
 /// OpenMetrics text (what Prometheus asks for).
 pub fn openmetrics(r: &Registry) -> String {
     let mut s = String::new();

@@ -4,6 +4,7 @@
 pub mod file;
 pub mod json;
 pub mod metrics;
+pub mod queue;
 pub mod text;
 
 use std::io::IsTerminal as _;
@@ -81,23 +82,58 @@ pub trait Sink: Send {
     fn reopen(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+    /// Failed writes this sink counted itself (a queued sink writes on its own thread).
+    fn errors(&self) -> u64 {
+        0
+    }
+    /// Finishes what is pending, waiting until `deadline` at most.
+    fn close(&mut self, _deadline: std::time::Instant) {}
 }
 
 /// Every configured sink.
 #[derive(Default)]
 pub struct Sinks {
-    sinks: Vec<Box<dyn Sink>>,
-    /// Failed writes, all sinks together.
-    pub errors: u64,
+    all: Vec<Box<dyn Sink>>,
+    /// Failed writes of the sinks called inline.
+    errors: u64,
+    /// Events dropped by queued sinks whose queue was full, all together: the metric
+    /// `oomtrace_events_dropped_total{cause="sink_stalled"}`.
+    pub stalled: prometheus_client::metrics::counter::Counter,
 }
 
 impl Sinks {
+    /// A sink called inline by whoever drains (it must not block: metrics, tests, benches).
     pub fn push(&mut self, s: Box<dyn Sink>) {
-        self.sinks.push(s);
+        self.all.push(s);
+    }
+
+    /// A sink that writes (stdout, stderr, a file) on its own thread behind a queue of
+    /// `capacity` events ([`queue::Queued`]).
+    pub fn push_queued(
+        &mut self,
+        s: Box<dyn Sink>,
+        capacity: usize,
+        node: String,
+    ) -> std::io::Result<()> {
+        let q = queue::Queued::spawn(s, capacity, node, self.stalled.clone())?;
+        self.all.push(Box::new(q));
+        Ok(())
+    }
+
+    /// Failed writes, all sinks together.
+    pub fn errors(&self) -> u64 {
+        self.errors + self.all.iter().map(|s| s.errors()).sum::<u64>()
+    }
+
+    /// Lets every sink finish what it has queued, until `deadline` at most.
+    pub fn close(&mut self, deadline: std::time::Instant) {
+        for s in &mut self.all {
+            s.close(deadline);
+        }
     }
 
     pub fn lost(&mut self, rec: &crate::event::Lost) {
-        for s in &mut self.sinks {
+        for s in &mut self.all {
             if let Err(e) = s.lost(rec) {
                 self.errors += 1;
                 log::warn!("sink {}: writing a lost record: {e}", s.name());
@@ -107,7 +143,7 @@ impl Sinks {
 
     /// Reopens every file output (`SIGHUP`).
     pub fn reopen(&mut self) {
-        for s in &mut self.sinks {
+        for s in &mut self.all {
             if let Err(e) = s.reopen() {
                 self.errors += 1;
                 log::warn!("sink {}: reopening: {e}", s.name());
@@ -116,7 +152,7 @@ impl Sinks {
     }
 
     pub fn emit(&mut self, ev: &Event) {
-        for s in &mut self.sinks {
+        for s in &mut self.all {
             if let Err(e) = s.emit(ev) {
                 self.errors += 1;
                 log::warn!(

@@ -48,10 +48,16 @@ impl<W: Out> Sink for TextLines<W> {
             .time
             .split_once('.')
             .map_or(rec.time.as_str(), |(s, _)| s);
-        let line = format!(
-            "{time}Z LOST {} OOM records (ring buffer full; {} since start)\n",
-            rec.count, rec.total
-        );
+        let line = match &rec.sink {
+            Some(sink) => format!(
+                "{time}Z LOST {} OOM events (output {sink} stalled, its queue was full; {} since start)\n",
+                rec.count, rec.total
+            ),
+            None => format!(
+                "{time}Z LOST {} OOM records (ring buffer full; {} since start)\n",
+                rec.count, rec.total
+            ),
+        };
         self.out.write_all(line.as_bytes())?;
         self.out.flush()
     }

@@ -6,6 +6,13 @@
 //! are read (the daemon seeks to the end). Each read returns one record and needs a buffer of at
 //! least the record's size (8 KiB here); EPIPE means the kernel overwrote records we had not read
 //! yet: they are counted as lost.
+//!
+//! Only the kernel's own records are trusted: any process that can open `/dev/kmsg` for writing
+//! (root, CAP_SYSLOG is not needed) can add records, and the kernel marks them with facility
+//! LOG_USER (1) or whatever the writer chose, never 0 (`devkmsg_write` in
+//! `kernel/printk/printk.c`). Records whose facility is not 0 (kernel) are ignored and counted
+//! (`oomtrace_kmsg_untrusted_records_total`), so a forged `Killed process` or `oom-kill:` line is
+//! never an event nor joined to a real one.
 
 use std::{
     fs::File,
@@ -15,7 +22,9 @@ use std::{
 
 use tokio::io::{Interest, unix::AsyncFd};
 
-use super::kmsg_parse::{KmsgKill, OomAssembler, parse_record};
+use prometheus_client::metrics::counter::Counter;
+
+use super::kmsg_parse::{KmsgKill, OomAssembler, parse_oom_line, parse_record};
 use crate::{
     enrich::Attribution,
     event::{Cgroup, Event, Flags, Oom, SCHEMA, System, Victim},
@@ -24,9 +33,39 @@ use crate::{
 
 pub const DEV_KMSG: &str = "/dev/kmsg";
 
+/// The kernel's records, in order, into kills; records not from the kernel are counted and
+/// ignored.
+#[derive(Debug, Default)]
+pub struct KernelRecords {
+    asm: OomAssembler,
+    /// Records with a facility other than 0 (kernel): written by userspace.
+    pub untrusted: Counter,
+}
+
+impl KernelRecords {
+    /// One record as read from /dev/kmsg; the kill it completes, if any.
+    pub fn push(&mut self, text: &str) -> Option<KmsgKill> {
+        let rec = parse_record(text)?;
+        if rec.facility != 0 {
+            let n = self.untrusted.inc() + 1;
+            // Logged at the 1st, 2nd, 4th, 8th, ... so that a flood of them cannot flood ours.
+            if n.is_power_of_two() && parse_oom_line(&rec.message).is_some() {
+                log::warn!(
+                    "/dev/kmsg: ignoring an OOM-like record written by userspace (facility {}, seq {}; {n} untrusted records so far): {}",
+                    rec.facility,
+                    rec.seq,
+                    rec.message
+                );
+            }
+            return None;
+        }
+        self.asm.push_record(&rec)
+    }
+}
+
 pub struct KmsgSource {
     fd: AsyncFd<File>,
-    asm: OomAssembler,
+    pub records: KernelRecords,
     buf: Vec<u8>,
     /// Records the kernel overwrote before we read them.
     pub overrun: u64,
@@ -45,7 +84,7 @@ impl KmsgSource {
             .map_err(io::Error::other)?;
         Ok(Self {
             fd,
-            asm: OomAssembler::new(),
+            records: KernelRecords::default(),
             buf: vec![0; 8192],
             overrun: 0,
         })
@@ -60,11 +99,7 @@ impl KmsgSource {
                 Ok(0) => break,
                 Ok(n) => {
                     let text = String::from_utf8_lossy(&self.buf[..n]);
-                    if let Some(rec) = parse_record(&text)
-                        && let Some(k) = self.asm.push_record(&rec)
-                    {
-                        kills.push(k);
-                    }
+                    kills.extend(self.records.push(&text));
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     guard.clear_ready();
@@ -155,6 +190,25 @@ pub fn event(k: &KmsgKill, sys: &System, gfp: &GfpTable, node: &str) -> Event {
 mod tests {
     use super::*;
     use crate::source::kmsg_parse::parse_oom_line;
+
+    #[test]
+    fn records_not_from_the_kernel_are_ignored_and_counted() {
+        let killed = "Memory cgroup out of memory: Killed process 1 (systemd) total-vm:1000kB, anon-rss:100kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0";
+        let summary = "oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kubepods/burstable/podx,task_memcg=/kubepods/burstable/podx/c,task=hog,pid=42,uid=0";
+        let real = "Memory cgroup out of memory: Killed process 42 (hog) total-vm:1000kB, anon-rss:100kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:4kB oom_score_adj:0";
+        let mut r = KernelRecords::default();
+        // LOG_USER (facility 1, level 4): prio 12; the kernel: facility 0.
+        assert!(r.push(&format!("12,1,100,-;{killed}")).is_none());
+        assert!(r.push(&format!("12,2,200,-;{summary}")).is_none());
+        assert!(r.push(&format!("14,3,250,-;{summary}")).is_none());
+        assert_eq!(r.untrusted.get(), 3);
+        let k = r
+            .push(&format!("3,4,300,-;{real}"))
+            .expect("the kernel's kill");
+        assert_eq!(k.pid, 42);
+        assert_eq!(k.task_memcg, None, "the forged summary is not joined");
+        assert_eq!(r.untrusted.get(), 3);
+    }
 
     #[test]
     fn a_6_x_kill_becomes_an_event() {
