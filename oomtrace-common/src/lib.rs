@@ -7,7 +7,7 @@
 #![no_std]
 
 /// Layout version of every record below. Bump it when any record changes shape.
-pub const RECORD_VERSION: u16 = 2;
+pub const RECORD_VERSION: u16 = 3;
 
 /// `RecordHeader::kind` values.
 pub mod kind {
@@ -88,6 +88,8 @@ pub mod present {
     pub const TASK_FLAGS: u64 = 1 << 13;
     /// `ns_pid` and `pid_ns_level` (read together from `task->thread_pid`).
     pub const NS_PID: u64 = 1 << 14;
+    /// `limit_pages`, `limit_usage_pages` and `limit_cgroup`: the tightest memcg limit.
+    pub const LIMIT: u64 = 1 << 15;
     // Context-only fields.
     pub const CONSTRAINT: u64 = 1 << 32;
     pub const MEMCG: u64 = 1 << 33;
@@ -140,9 +142,16 @@ pub struct VictimRecord {
     pub shmem_rss_kb: u64,
     pub pgtables_kb: u64,
     pub swap_kb: u64,
+    /// The tightest `page_counter.max` from the victim's memcg up to the root, in pages
+    /// (`PAGE_COUNTER_MAX` when nothing on the way has a limit).
+    pub limit_pages: u64,
+    /// `page_counter.usage` of the memcg that has that limit, in pages.
+    pub limit_usage_pages: u64,
     pub comm: [u8; COMM_LEN],
     pub trigger_comm: [u8; COMM_LEN],
     pub cgroup: CgroupRef,
+    /// The cgroup whose limit `limit_pages` is.
+    pub limit_cgroup: CgroupRef,
 }
 
 /// One OOM: the `struct oom_control` handed to `oom_kill_process`, and who ran it.

@@ -17,6 +17,7 @@ mod maps;
 mod mark_victim_btf;
 mod mark_victim_raw;
 mod mark_victim_tp;
+mod memcg;
 mod oom_kill_process;
 mod record;
 mod task;

@@ -50,17 +50,6 @@ pub fn oom_kill_process_fexit(_ctx: FExitContext) -> i32 {
     0
 }
 
-/// `container_of(css, struct mem_cgroup, css)`.
-#[inline(always)]
-fn memcg_of_css(css: *const u8) -> Option<*const u8> {
-    let o = off!(memcg_css);
-    if o == ABSENT || css.is_null() {
-        None
-    } else {
-        Some(css.wrapping_sub(o as usize))
-    }
-}
-
 /// `mem_cgroup_get_oom_group()`: does `memory.oom.group` on the victim's memcg or an ancestor up
 /// to the OOM domain make this a group kill? cgroup v1 has no group kills.
 #[inline(always)]
@@ -77,7 +66,7 @@ unsafe fn group_kill(chosen: *const u8, domain: *const u8) -> bool {
         };
         let mut group = false;
         for _ in 0..oomtrace_common::CGROUP_MAX_DEPTH {
-            let Some(memcg) = memcg_of_css(css) else {
+            let Some(memcg) = crate::memcg::memcg_of_css(css) else {
                 break;
             };
             if read::<u8>(memcg, off!(memcg_oom_group)).unwrap_or(0) != 0 {

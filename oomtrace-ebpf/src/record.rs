@@ -32,6 +32,13 @@ pub unsafe fn init_victim(r: *mut VictimRecord, hook: u32) {
         (*r).shmem_rss_kb = 0;
         (*r).pgtables_kb = 0;
         (*r).swap_kb = 0;
+        (*r).limit_pages = 0;
+        (*r).limit_usage_pages = 0;
+        (*r).limit_cgroup.id = 0;
+        (*r).limit_cgroup.depth = 0;
+        (*r).limit_cgroup.len = 0;
+        (*r).limit_cgroup.truncated = 0;
+        (*r).limit_cgroup.pad = 0;
         (*r).comm = [0; 16];
         (*r).cgroup.id = 0;
         (*r).cgroup.depth = 0;

@@ -6,7 +6,7 @@ use oomtrace_common::{ABSENT, VictimRecord, present};
 use crate::{
     cgroup,
     kernel::{read, read_ptr},
-    off,
+    memcg, off,
 };
 
 /// `get_mm_counter(mm, idx)`: the counter's value, negative per-CPU drift read as 0 (as
@@ -122,6 +122,9 @@ pub unsafe fn fill_victim(r: *mut VictimRecord, task: *const u8) {
             && cgroup::fill(&raw mut (*r).cgroup, cg)
         {
             p |= present::CGROUP;
+        }
+        if memcg::fill_limit(r, task) {
+            p |= present::LIMIT;
         }
         (*r).present = p;
     }

@@ -65,7 +65,7 @@ pub struct AttachArgs {
     pub config: Option<PathBuf>,
 
     /// Size of the BPF ring buffer in bytes (a power of two, at least 4096). Each victim record
-    /// takes about 900 bytes. Default 262144.
+    /// takes about 1.7 KiB. Default 262144.
     #[arg(long, value_name = "BYTES", env = "OOMTRACE_RING_SIZE")]
     pub ring_size: Option<u32>,
 

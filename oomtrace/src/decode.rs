@@ -113,9 +113,12 @@ pub(crate) mod tests {
             shmem_rss_kb: 0,
             pgtables_kb: 0,
             swap_kb: 0,
+            limit_pages: 0,
+            limit_usage_pages: 0,
             comm,
             trigger_comm: [0; 16],
             cgroup: CgroupRef::EMPTY,
+            limit_cgroup: CgroupRef::EMPTY,
         }
     }
 

@@ -92,10 +92,16 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Limit {
     pub bytes: u64,
+    /// The usage of the cgroup holding the limit, in bytes, read in the kernel at the kill
+    /// (`oom_control`, `bpf`). Absent for `cgroupfs` (a read after the kill is not the kill's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_bytes: Option<u64>,
     /// `oom_control`: the OOM domain memcg's limit, read in the kernel by the context hook.
-    /// `cgroupfs`: read by oomtrace when the event arrived from the cgroup filesystem
-    /// (v1 `memory.limit_in_bytes`, v2 `memory.max`) of the victim's cgroup, or of its nearest
-    /// ancestor with a limit; without a context hook this is the best guess of the domain.
+    /// `bpf`: read in the kernel by the victim hook at the kill: the tightest `page_counter.max`
+    /// of the victim's memcg and its ancestors. `cgroupfs`: read by oomtrace when the event
+    /// arrived from the cgroup filesystem (v1 `memory.limit_in_bytes`, v2 `memory.max`) of the
+    /// victim's cgroup, or of its nearest ancestor with a limit: the fallback when neither hook
+    /// read one.
     pub source: &'static str,
     /// The cgroup whose limit it is (path from the memory hierarchy's root).
     pub cgroup: String,
@@ -401,6 +407,12 @@ pub fn constraint_name(c: u32) -> Option<&'static str> {
     }
 }
 
+/// `PAGE_COUNTER_MAX` (`LONG_MAX / PAGE_SIZE` on 64-bit): a `page_counter.max` this large means
+/// "no limit" (v2 `max`, v1's unlimited `limit_in_bytes`).
+pub fn page_counter_max(sys: &System) -> u64 {
+    u64::try_from(i64::MAX).unwrap_or(u64::MAX) / sys.page_size.max(1)
+}
+
 impl Oom {
     pub fn from_context(
         c: &ContextRecord,
@@ -408,8 +420,7 @@ impl Oom {
         gfp: &crate::kernel::gfp::GfpTable,
     ) -> Self {
         let has = |bit: u64| c.present & bit != 0;
-        // PAGE_COUNTER_MAX (LONG_MAX / PAGE_SIZE) means "no limit".
-        let unlimited = u64::try_from(i64::MAX).unwrap_or(u64::MAX) / sys.page_size;
+        let unlimited = page_counter_max(sys);
         let global = has(present::MEMCG) && c.memcg.id == 0;
         Self {
             hook: hook_name(c.hook),
@@ -497,6 +508,7 @@ impl Event {
             limit: None,
         }
         .with_context_limit()
+        .with_victim_limit(r, sys)
     }
 
     /// The [`Outcome`], from what the event knows (call it after attribution):
@@ -530,8 +542,25 @@ impl Event {
         {
             self.limit = Some(Limit {
                 bytes,
+                usage_bytes: oom.memcg_usage_bytes,
                 source: "oom_control",
                 cgroup: memcg.path.clone(),
+            });
+        }
+        self
+    }
+
+    /// `limit` from the victim hook's walk of the memcg hierarchy, when no context gave one.
+    fn with_victim_limit(mut self, r: &VictimRecord, sys: &System) -> Self {
+        if self.limit.is_none()
+            && r.present & present::LIMIT != 0
+            && r.limit_pages < page_counter_max(sys)
+        {
+            self.limit = Some(Limit {
+                bytes: r.limit_pages * sys.page_size,
+                usage_bytes: Some(r.limit_usage_pages * sys.page_size),
+                source: "bpf",
+                cgroup: Cgroup::from_ref(&r.limit_cgroup).path,
             });
         }
         self
@@ -661,6 +690,35 @@ mod tests {
         ev.outcome = Some(Outcome::ProcessOnly);
         let v = serde_json::to_value(&ev).unwrap();
         assert_eq!(v["outcome"], "process_only");
+    }
+
+    #[test]
+    fn limit_from_the_victim_hook() {
+        let gfp = crate::kernel::gfp::GfpTable::builtin();
+        let mut r = crate::decode::tests::victim(5);
+        let ev = Event::from_victim(&r, None, false, &SYS, &gfp, "n");
+        assert!(ev.limit.is_none(), "not read: absent");
+        r.present |= present::LIMIT;
+        r.limit_pages = 16384;
+        r.limit_usage_pages = 16000;
+        let names = b"parent\0";
+        r.limit_cgroup.names[..names.len()].copy_from_slice(names);
+        r.limit_cgroup.len = u16::try_from(names.len()).unwrap();
+        r.limit_cgroup.depth = 1;
+        let ev = Event::from_victim(&r, None, false, &SYS, &gfp, "n");
+        assert_eq!(
+            ev.limit,
+            Some(Limit {
+                bytes: 64 << 20,
+                usage_bytes: Some(16000 * 4096),
+                source: "bpf",
+                cgroup: "/parent".into(),
+            })
+        );
+        // Nothing on the way had a limit: PAGE_COUNTER_MAX is no limit.
+        r.limit_pages = page_counter_max(&SYS);
+        let ev = Event::from_victim(&r, None, false, &SYS, &gfp, "n");
+        assert!(ev.limit.is_none(), "{:?}", ev.limit);
     }
 
     #[test]

@@ -113,6 +113,7 @@ impl Pipeline {
         {
             ev.limit = Some(crate::event::Limit {
                 bytes,
+                usage_bytes: None,
                 source: "cgroupfs",
                 cgroup,
             });

@@ -29,7 +29,7 @@ use crate::kernel::{
 pub static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace.bpf.o"));
 
-/// Default ring size: room for about 280 victim records in flight.
+/// Default ring size: room for about 150 victim records in flight.
 pub const DEFAULT_RING_SIZE: u32 = 256 * 1024;
 
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";

@@ -1,6 +1,6 @@
-//! A real loss (issue 7): a 4 KiB ring holds four victim records; with the daemon paused
-//! (SIGSTOP) ten kills happen, so six cannot be delivered. The daemon must say so in the stream
-//! (`{"kind":"lost"}`), in its log and metrics, and the kernel's count must be fully explained by
+//! A real loss (issue 7): a 4 KiB ring holds two victim records (~1.7 KiB each); with the
+//! daemon paused (SIGSTOP) ten kills happen, so eight cannot be delivered. The daemon must say so
+//! in the stream (`{"kind":"lost"}`), in its log and metrics, and the kernel's count must be fully explained by
 //! delivered + lost. Alone in its binary: another test's kills would land in the same tiny ring.
 
 use std::time::Duration;

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use oomtrace_tests::{
-    cgroup::MemCgroup,
+    cgroup::{MemCgroup, Mode},
     daemon::Daemon,
     pidns::{self, ShellInit},
     require_root, unique,
@@ -146,5 +146,78 @@ fn trace_filters_by_outcome() {
     let hosts = d.events(|v| v["victim"]["cgroup"]["path"] == host.path.as_str());
     assert!(hosts.is_empty(), "the host kill is filtered out: {hosts:?}");
     assert_eq!(host.oom_kills(), 1, "but it happened");
+    d.stop();
+}
+
+/// The limit as the cgroup filesystem states it now (v1 `memory.limit_in_bytes`, v2
+/// `memory.max`): what the kernel keeps as `page_counter.max`, in bytes.
+fn configured_limit(cg: &MemCgroup) -> u64 {
+    let file = match cg.mode {
+        Mode::V1 => "memory.limit_in_bytes",
+        Mode::V2 => "memory.max",
+    };
+    let text = std::fs::read_to_string(cg.dir.join(file)).expect(file);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{file} of {}: {text:?}", cg.path))
+}
+
+/// Checks `limit` against the cgroup `holder` that has it: bytes as configured, read in BPF,
+/// usage at the kill near the limit.
+fn assert_limit(ev: &Value, holder: &MemCgroup) {
+    let want = configured_limit(holder);
+    let limit = &ev["limit"];
+    assert_eq!(limit["bytes"], want, "{}'s limit: {ev}", holder.path);
+    assert_eq!(limit["source"], "bpf", "{ev}");
+    assert_eq!(limit["cgroup"], holder.path.as_str(), "{ev}");
+    let usage = limit["usage_bytes"].as_u64().expect("usage_bytes");
+    assert!(
+        (want / 2..=want).contains(&usage),
+        "usage at the kill {usage} within [limit/2, limit]: {ev}"
+    );
+}
+
+#[test]
+fn limit_is_read_in_the_kernel() {
+    if !require_root() {
+        return;
+    }
+    // No context hook (none attaches on this host anyway): the victim hook's own reading.
+    let mut d = Daemon::start(&["run", "--hooks", "context=none"]);
+    let cg = MemCgroup::create(&unique("oomtrace-limit"), Some(LIMIT));
+    let mut hog = cg.spawn_hog(&[]);
+    let pid = hog.pid();
+    hog.expect_oom_killed(KILL_TIMEOUT);
+    let (_, ev) = d.victim(pid, Duration::from_secs(10));
+    assert_limit(&ev, &cg);
+    d.stop();
+}
+
+/// The parent holds the limit, the child has none: the parent's limit and path are reported.
+#[test]
+fn limit_held_by_the_parent() {
+    if !require_root() {
+        return;
+    }
+    let mut d = Daemon::start(&["run", "--hooks", "context=none"]);
+    let mut parent = MemCgroup::create(&unique("oomtrace-limit-parent"), Some(LIMIT));
+    let child = parent.child("worker", None);
+    if child.mode == Mode::V1 {
+        // v1: the parent's limit binds the child only with hierarchical accounting.
+        let h =
+            std::fs::read_to_string(child.dir.join("memory.use_hierarchy")).expect("use_hierarchy");
+        assert_eq!(h.trim(), "1", "memory.use_hierarchy of {}", child.path);
+    }
+    assert!(
+        configured_limit(child) > 1 << 50,
+        "the child has no limit of its own"
+    );
+    let child_path = child.path.clone();
+    let mut hog = child.spawn_hog(&[]);
+    let pid = hog.pid();
+    hog.expect_oom_killed(KILL_TIMEOUT);
+    let (_, ev) = d.victim(pid, Duration::from_secs(10));
+    assert_eq!(ev["victim"]["cgroup"]["path"], child_path.as_str(), "{ev}");
+    assert_limit(&ev, &parent);
     d.stop();
 }

@@ -224,11 +224,12 @@ fn json_and_text_sinks_at_once() {
         1,
         "one JSON line"
     );
-    assert_eq!(
-        ev["limit"]["bytes"], LIMIT,
-        "limit read from the cgroup: {ev}"
+    assert_eq!(ev["limit"]["bytes"], LIMIT, "the cgroup's limit: {ev}");
+    // Read in the kernel by the victim hook (no context hook attaches on this host).
+    assert!(
+        ev["limit"]["source"] == "bpf" || ev["limit"]["source"] == "oom_control",
+        "{ev}"
     );
-    assert_eq!(ev["limit"]["source"], "cgroupfs");
     let lines = std::fs::read_to_string(&text).expect("reading the text sink");
     let _ = std::fs::remove_dir_all(&dir);
     let ours: Vec<&str> = lines

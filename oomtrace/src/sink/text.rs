@@ -232,6 +232,7 @@ mod tests {
         });
         ev.limit = Some(crate::event::Limit {
             bytes: 64 << 20,
+            usage_bytes: None,
             source: "cgroupfs",
             cgroup: "/kubepods/podx/abc".into(),
         });
