@@ -203,7 +203,7 @@ pub mod tp_field {
 
 /// Indexes of the per-CPU `COUNTERS` array map.
 pub mod counter {
-    /// Records the ring had no room for (`bpf_ringbuf_reserve` failed).
+    /// Victim records the ring had no room for (`bpf_ringbuf_reserve` failed): lost kills.
     pub const RING_FULL: u32 = 0;
     /// Victim records submitted.
     pub const VICTIMS: u32 = 1;
@@ -211,7 +211,9 @@ pub mod counter {
     pub const CONTEXTS: u32 = 2;
     /// Context records not remembered for their victims (map full).
     pub const CONTEXT_MAP_FULL: u32 = 3;
-    pub const COUNT: u32 = 4;
+    /// Context records the ring had no room for (an OOM's context, not a kill, is lost).
+    pub const CONTEXT_RING_FULL: u32 = 6;
+    pub const COUNT: u32 = 7;
 }
 
 /// A member offset the running kernel does not have.

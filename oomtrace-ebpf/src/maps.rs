@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{Array, PerCpuArray, RingBuf},
 };
 use oomtrace_common::counter;
 
@@ -14,6 +14,11 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 /// Per-CPU counters, indexed by [`oomtrace_common::counter`]: what was sent and what was dropped.
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Written by the daemon only: per [`oomtrace_common::counter`], how much of `COUNTERS` it has
+/// already reported. Pinned with the counters, so a restarted daemon reports each loss once.
+#[map]
+pub static REPORTED: Array<u64> = Array::with_max_entries(counter::COUNT, 0);
 
 #[inline(always)]
 pub fn count(index: u32) {

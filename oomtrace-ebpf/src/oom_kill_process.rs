@@ -87,7 +87,7 @@ unsafe fn group_kill(chosen: *const u8, domain: *const u8) -> bool {
 #[inline(always)]
 fn on_oom_kill<C: EbpfContext>(ctx: &C, oc: *const u8, hook: u32) {
     let Some(mut entry) = maps::EVENTS.reserve::<ContextRecord>(0) else {
-        maps::count(counter::RING_FULL);
+        maps::count(counter::CONTEXT_RING_FULL);
         warn!(ctx, "ring buffer full: an oom_kill_process record is lost");
         return;
     };

@@ -14,7 +14,7 @@ use std::{
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{Array, MapData, PerCpuArray, RingBuf},
 };
 use aya_log::EbpfLogger;
 use tokio::{
@@ -99,16 +99,23 @@ fn account(pipeline: &mut Pipeline, acct: &Mutex<Accounting>) {
         let mut a = acct
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        a.delivered = s.victims;
+        a.delivered = s.victims - s.late_victims;
         a.group_kill_ooms = s.group_kill_ooms;
         let lost = a.check_lost();
-        if lost > 0 {
+        if lost.victims > 0 {
             log::warn!(
-                "{lost} OOM records lost: the ring buffer was full ({} since start; raise --ring-size)",
-                a.lost_total
+                "{} OOM records lost: the ring buffer was full ({} in all; raise --ring-size)",
+                lost.victims,
+                a.lost_total()
             );
-            let rec = Lost::new(pipeline.node(), lost, a.lost_total);
+            let rec = Lost::new(pipeline.node(), lost.victims, a.lost_total());
             pipeline.sinks.lost(&rec);
+        }
+        if lost.contexts > 0 {
+            log::warn!(
+                "{} OOM context records lost: the ring buffer was full (their victims are still reported, with context_missing; raise --ring-size)",
+                lost.contexts
+            );
         }
         for path in std::mem::take(&mut pipeline.recent_cgroups) {
             let missing = pipeline
@@ -167,6 +174,14 @@ fn take_counters(ebpf: &mut Ebpf) -> Option<PerCpuArray<MapData, u64>> {
     let map = ebpf.take_map("COUNTERS")?;
     PerCpuArray::try_from(map)
         .inspect_err(|e| log::warn!("map COUNTERS: {e}"))
+        .ok()
+}
+
+/// The BPF `REPORTED` map: what of the counters has been reported.
+fn take_reported(ebpf: &mut Ebpf) -> Option<Array<MapData, u64>> {
+    let map = ebpf.take_map("REPORTED")?;
+    Array::try_from(map)
+        .inspect_err(|e| log::warn!("map REPORTED: {e}"))
         .ok()
 }
 
@@ -250,7 +265,7 @@ fn attach_pinned(
         pipeline,
         attempts,
         summary,
-        acct: Accounting::shared(r.counters),
+        acct: Accounting::shared(r.counters, r.reported),
     })
 }
 
@@ -330,7 +345,7 @@ fn attach(
                 error: None,
             }],
             summary: "source=kmsg".into(),
-            acct: Accounting::shared(None),
+            acct: Accounting::shared(None, None),
         });
     };
     for a in loaded.attempts.iter().filter(|a| a.error.is_some()) {
@@ -340,7 +355,10 @@ fn attach(
     let summary = loaded.summary();
     let context_hook = loaded.context.is_some();
     let ring = probes::take_ring(&mut loaded.ebpf)?;
-    let acct = Accounting::shared(take_counters(&mut loaded.ebpf));
+    let acct = Accounting::shared(
+        take_counters(&mut loaded.ebpf),
+        take_reported(&mut loaded.ebpf),
+    );
     // SAFETY: the ring and the logger own their map fds for as long as they live, and always
     // return the same fd.
     let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
@@ -376,6 +394,11 @@ async fn pump(
         acct,
         ..
     } = t;
+    let check = acct
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .check_requested
+        .clone();
     let ended = 'outer: loop {
         match input {
             Input::Bpf { ring, logs, .. } => tokio::select! {
@@ -398,6 +421,7 @@ async fn pump(
                     guard.clear_ready();
                 }
                 () = hup.notified() => pipeline.sinks.reopen(),
+                () = check.notified() => account(pipeline, acct),
                 () = stop.cancelled() => break Ended::Cancelled,
             },
             Input::Kmsg(src) => tokio::select! {
@@ -412,6 +436,7 @@ async fn pump(
                     account(pipeline, acct);
                 }
                 () = hup.notified() => pipeline.sinks.reopen(),
+                () = check.notified() => account(pipeline, acct),
                 () = stop.cancelled() => break Ended::Cancelled,
             },
         }
@@ -499,11 +524,11 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
         let (mut registry, msink) = metrics::build(m.max_series, &t.attempts, t.acct.clone());
         metrics::register_dropped(&mut registry, t.pipeline.sinks.stalled.clone());
         // Stays 0 with the BPF source.
-        let untrusted = match &t.input {
-            Input::Kmsg(src) => src.records.untrusted.clone(),
-            Input::Bpf { .. } => prometheus_client::metrics::counter::Counter::default(),
+        let (untrusted, overrun) = match &t.input {
+            Input::Kmsg(src) => (src.records.untrusted.clone(), src.overrun.clone()),
+            Input::Bpf { .. } => Default::default(),
         };
-        metrics::register_kmsg_untrusted(&mut registry, untrusted);
+        metrics::register_kmsg_untrusted(&mut registry, untrusted, overrun);
         t.pipeline.sinks.push(Box::new(msink));
         log::info!("metrics on http://{}/metrics", m.addr);
         server = Some(tokio::spawn(crate::http::serve(

@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn routes_and_negotiation() {
-        let (r, _) = metrics::build(10, &[], crate::loss::Accounting::shared(None));
+        let (r, _) = metrics::build(10, &[], crate::loss::Accounting::shared(None, None));
         let (s, t, b) = respond(
             "GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0\r\n",
             &r,

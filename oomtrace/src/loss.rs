@@ -12,7 +12,7 @@
 
 use std::{collections::HashMap, path::PathBuf};
 
-use aya::maps::{MapData, PerCpuArray};
+use aya::maps::{Array, MapData, PerCpuArray};
 use oomtrace_common::counter;
 
 /// Reads `oom_kill` from a /proc/vmstat text.
@@ -27,23 +27,34 @@ impl std::fmt::Debug for Accounting {
         f.debug_struct("Accounting")
             .field("counters", &self.counters.is_some())
             .field("delivered", &self.delivered)
-            .field("lost_total", &self.lost_total)
+            .field("reported", &self.reported)
             .field("unexplained_total", &self.unexplained_total)
             .finish_non_exhaustive()
     }
 }
 
+/// Number of BPF counters.
+const N: usize = counter::COUNT as usize;
+
+/// The one owner of loss and reconciliation state. The event loop feeds it (`delivered`,
+/// `group_kill_ooms`, [`Accounting::check_lost`], [`Accounting::reconcile`]); the metrics
+/// endpoint only reads it ([`Accounting::snapshot`]).
 pub struct Accounting {
     counters: Option<PerCpuArray<MapData, u64>>,
+    /// The BPF `REPORTED` map: what of `counters` has been reported, kept with the pins.
+    reported_map: Option<Array<MapData, u64>>,
     vmstat: PathBuf,
     /// `oom_kill` when we started.
     kernel_base: Option<u64>,
-    /// Victims delivered since start.
+    /// The BPF counters when we started (a pinned set is cumulative over daemons).
+    bpf_base: [u64; N],
+    /// Of each BPF counter, how much has been reported (as `lost` lines and warnings), by this
+    /// daemon or, for pinned counters, by the ones before it.
+    reported: [u64; N],
+    /// Victims delivered since start that were killed since start (not `delivered_late`).
     pub delivered: u64,
-    /// Group-kill OOMs seen (each may count one kill twice in the kernel).
+    /// Group-kill OOMs since start (each may count one kill twice in the kernel).
     pub group_kill_ooms: u64,
-    /// Ring-full losses reported so far (the BPF counter's value at the last check).
-    pub lost_total: u64,
     /// Kernel kills no event explains.
     pub unexplained_total: u64,
     /// The last check's (kernel count, deficit), to confirm a deficit on the next check.
@@ -51,6 +62,27 @@ pub struct Accounting {
     /// Per memory cgroup: (kernel `oom_kill` and our delivered count when first seen, kills
     /// already reported missing).
     cgroups: HashMap<String, CgroupTally>,
+    /// A reader (a metrics scrape) asks the event loop to check now: with no kill arriving, the
+    /// loop has no other reason to wake up and reconcile.
+    pub check_requested: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// Records newly lost by the kernel side, by kind, since the last [`Accounting::check_lost`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NewLosses {
+    /// Victim records: lost kills.
+    pub victims: u64,
+    /// Context records: an OOM's context (its victims are still delivered, `context_missing`).
+    pub contexts: u64,
+}
+
+/// What the metrics endpoint shows, read without changing anything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Snapshot {
+    /// Every BPF counter (cumulative since the programs were loaded), when measurable.
+    pub bpf: Option<[u64; N]>,
+    pub kernel_kills: Option<u64>,
+    pub unexplained_total: u64,
 }
 
 /// Per-cgroup reconciliation state.
@@ -66,33 +98,58 @@ struct CgroupTally {
 const CGROUPS_TRACKED: usize = 4096;
 
 impl Accounting {
-    /// `counters`: the BPF `COUNTERS` map (None: loss is not measurable, e.g. kmsg source).
-    pub fn new(counters: Option<PerCpuArray<MapData, u64>>) -> Self {
-        Self::with_vmstat(counters, "/proc/vmstat".into())
+    /// `counters`: the BPF `COUNTERS` map (None: loss is not measurable, e.g. kmsg source);
+    /// `reported`: the BPF `REPORTED` map beside it.
+    pub fn new(
+        counters: Option<PerCpuArray<MapData, u64>>,
+        reported: Option<Array<MapData, u64>>,
+    ) -> Self {
+        Self::with_vmstat(counters, reported, "/proc/vmstat".into())
     }
 
-    /// For sharing between the event loop and the metrics endpoint.
+    /// For sharing between the event loop (the only writer) and the metrics endpoint.
     pub fn shared(
         counters: Option<PerCpuArray<MapData, u64>>,
+        reported: Option<Array<MapData, u64>>,
     ) -> std::sync::Arc<std::sync::Mutex<Self>> {
-        std::sync::Arc::new(std::sync::Mutex::new(Self::new(counters)))
+        std::sync::Arc::new(std::sync::Mutex::new(Self::new(counters, reported)))
     }
 
-    pub fn with_vmstat(counters: Option<PerCpuArray<MapData, u64>>, vmstat: PathBuf) -> Self {
+    pub fn with_vmstat(
+        counters: Option<PerCpuArray<MapData, u64>>,
+        reported_map: Option<Array<MapData, u64>>,
+        vmstat: PathBuf,
+    ) -> Self {
         let mut a = Self {
             counters,
+            reported_map,
             vmstat,
             kernel_base: None,
+            bpf_base: [0; N],
+            reported: [0; N],
             delivered: 0,
             group_kill_ooms: 0,
-            lost_total: 0,
             unexplained_total: 0,
             pending: None,
             cgroups: HashMap::new(),
+            check_requested: std::sync::Arc::default(),
         };
         a.kernel_base = a.kernel_kills();
-        // Losses from before this daemon (a pinned ring that overflowed while no one read it)
-        // are reported at the first check: start from 0.
+        // A pinned set carries the counts of the daemons before this one: what they lost is
+        // not this daemon's to explain kills with, and what they reported is not reported again.
+        // Losses from while no daemon ran (counted, never reported) are reported at the first
+        // check.
+        if let Some(now) = a.bpf_counters() {
+            a.bpf_base = now;
+        }
+        if let Some(m) = &a.reported_map {
+            for (i, r) in a.reported.iter_mut().enumerate() {
+                *r = u32::try_from(i)
+                    .ok()
+                    .and_then(|i| m.get(&i, 0).ok())
+                    .unwrap_or(0);
+            }
+        }
         a
     }
 
@@ -112,28 +169,68 @@ impl Accounting {
         Some(self.kernel_kills()?.saturating_sub(self.kernel_base?))
     }
 
-    /// Sum over CPUs of one BPF counter.
-    pub fn bpf_counter(&self, index: u32) -> Option<u64> {
+    /// Every BPF counter, summed over CPUs.
+    fn bpf_counters(&self) -> Option<[u64; N]> {
         let c = self.counters.as_ref()?;
-        match c.get(&index, 0) {
-            Ok(v) => Some(v.iter().sum()),
-            Err(e) => {
-                log::warn!("reading BPF counter {index}: {e}");
-                None
+        let mut out = [0; N];
+        for (i, o) in out.iter_mut().enumerate() {
+            let i = u32::try_from(i).ok()?;
+            match c.get(&i, 0) {
+                Ok(v) => *o = v.iter().sum(),
+                Err(e) => {
+                    log::warn!("reading BPF counter {i}: {e}");
+                    return None;
+                }
             }
+        }
+        Some(out)
+    }
+
+    /// One BPF counter, summed over CPUs.
+    pub fn bpf_counter(&self, index: u32) -> Option<u64> {
+        self.bpf_counters()?
+            .get(usize::try_from(index).ok()?)
+            .copied()
+    }
+
+    /// The ring-full losses of victim records reported so far (by this daemon and, pinned, by
+    /// the ones before it): the `total` of `lost` lines.
+    pub fn lost_total(&self) -> u64 {
+        self.reported[counter::RING_FULL as usize]
+    }
+
+    /// Records newly lost in the kernel side (ring full) since the last call, by kind; marks them
+    /// reported (in the pinned `REPORTED` map too). Called by the event loop only, which turns
+    /// lost victims into `lost` records.
+    pub fn check_lost(&mut self) -> NewLosses {
+        let Some(now) = self.bpf_counters() else {
+            return NewLosses::default();
+        };
+        let mut take = |i: u32| {
+            let i = i as usize;
+            let new = now[i].saturating_sub(self.reported[i]);
+            if new > 0 {
+                self.reported[i] = now[i];
+                if let Some(m) = self.reported_map.as_mut()
+                    && let Err(e) = m.set(u32::try_from(i).unwrap_or(0), now[i], 0)
+                {
+                    log::warn!("recording reported losses in the REPORTED map: {e}");
+                }
+            }
+            new
+        };
+        NewLosses {
+            victims: take(counter::RING_FULL),
+            contexts: take(counter::CONTEXT_RING_FULL),
         }
     }
 
-    /// Records newly lost in the kernel side (ring full) since the last call. Called by the
-    /// event loop only, which turns them into `lost` records.
-    pub fn check_lost(&mut self) -> u64 {
-        match self.bpf_counter(counter::RING_FULL) {
-            Some(n) if n > self.lost_total => {
-                let new = n - self.lost_total;
-                self.lost_total = n;
-                new
-            }
-            _ => 0,
+    /// For the metrics endpoint: everything it shows, changing nothing.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            bpf: self.bpf_counters(),
+            kernel_kills: self.kernel_kills(),
+            unexplained_total: self.unexplained_total,
         }
     }
 
@@ -173,14 +270,17 @@ impl Accounting {
         0
     }
 
-    /// Kernel OOM kills newly found unexplained (after each drain and at scrape time).
+    /// Kernel OOM kills newly found unexplained (after each drain, and when idle). Only what
+    /// happened since start explains them: victims killed since start, and victim records lost
+    /// since start.
     pub fn reconcile(&mut self) -> u64 {
         let (Some(now), Some(base)) = (self.kernel_kills(), self.kernel_base) else {
             return 0;
         };
+        let ring_full = counter::RING_FULL as usize;
         let lost = self
-            .bpf_counter(counter::RING_FULL)
-            .unwrap_or(self.lost_total);
+            .bpf_counters()
+            .map_or(0, |c| c[ring_full].saturating_sub(self.bpf_base[ring_full]));
         let explained = self.delivered + lost + self.group_kill_ooms + self.unexplained_total;
         let deficit = now.saturating_sub(base).saturating_sub(explained);
         if deficit == 0 {
@@ -218,7 +318,7 @@ mod tests {
     fn a_deficit_counts_only_once_confirmed() {
         let d = tempfile::tempdir().unwrap();
         let p = vmstat(&d, 10);
-        let mut a = Accounting::with_vmstat(None, p.clone());
+        let mut a = Accounting::with_vmstat(None, None, p.clone());
         assert_eq!(a.reconcile(), 0);
         // The kernel counted a kill whose record has not arrived yet: not reported at once.
         vmstat(&d, 11);
@@ -234,7 +334,7 @@ mod tests {
         assert_eq!(a.reconcile(), 0, "counted once");
         assert_eq!(
             a.check_lost(),
-            0,
+            NewLosses::default(),
             "no BPF counters: nothing lost measurable"
         );
     }
@@ -243,7 +343,7 @@ mod tests {
     fn group_kill_double_count_is_allowed() {
         let d = tempfile::tempdir().unwrap();
         let p = vmstat(&d, 0);
-        let mut a = Accounting::with_vmstat(None, p);
+        let mut a = Accounting::with_vmstat(None, None, p);
         // Four victims, one group-kill OOM, the kernel says 5.
         vmstat(&d, 5);
         a.delivered = 4;
@@ -264,7 +364,7 @@ mod tests {
             )
             .unwrap();
         };
-        let mut a = Accounting::with_vmstat(None, "/nonexistent".into());
+        let mut a = Accounting::with_vmstat(None, None, "/nonexistent".into());
         set(3); // two kills before we started, and this one
         assert_eq!(a.saw_victim_in(d.path(), "/x"), 0);
         set(4);
@@ -280,7 +380,7 @@ mod tests {
 
     #[test]
     fn unreadable_vmstat_is_no_finding() {
-        let mut a = Accounting::with_vmstat(None, "/nonexistent/vmstat".into());
+        let mut a = Accounting::with_vmstat(None, None, "/nonexistent/vmstat".into());
         assert_eq!(a.reconcile(), 0);
         assert_eq!(a.kernel_delta(), None);
     }

@@ -2,7 +2,7 @@
 //! hooks stay attached and keep writing while no daemon runs; the next daemon reuses the pinned
 //! ring and delivers what waited there (flagged `delivered_late`).
 //!
-//! Layout: `<root>/<layout id>/{events, counters, link-victim-<hook>, link-context-<hook>,
+//! Layout: `<root>/<layout id>/{events, counters, reported, link-victim-<hook>, link-context-<hook>,
 //! link-return-<hook>}`, root `/sys/fs/bpf/oomtrace`. The layout id is the record version and a
 //! hash of the embedded eBPF object, so a daemon only ever reuses programs built from the very
 //! same object: it can decode their records.
@@ -21,7 +21,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, Map, MapData, PerCpuArray, RingBuf};
 
 /// Where oomtrace pins by default.
 pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/oomtrace";
@@ -84,6 +84,8 @@ pub struct PinLock {
 pub struct Reused {
     pub ring: RingBuf<MapData>,
     pub counters: Option<PerCpuArray<MapData, u64>>,
+    /// What of the counters the daemons before this one reported (`REPORTED`).
+    pub reported: Option<Array<MapData, u64>>,
     /// `victim-tp_btf`, `context-kprobe`, ...
     pub links: Vec<String>,
 }
@@ -205,9 +207,14 @@ fn open(dir: &Path, links: Vec<String>) -> Result<Reused, PinError> {
     let counters = MapData::from_pin(&cpath)
         .ok()
         .and_then(|m| PerCpuArray::try_from(Map::PerCpuArray(m)).ok());
+    let rpath = dir.join("reported");
+    let reported = MapData::from_pin(&rpath)
+        .ok()
+        .and_then(|m| Array::try_from(Map::Array(m)).ok());
     Ok(Reused {
         ring,
         counters,
+        reported,
         links,
     })
 }

@@ -22,8 +22,10 @@ const CONTEXTS_KEPT: usize = 64;
 pub struct Stats {
     pub records: u64,
     pub victims: u64,
+    /// Victims killed before this daemon started (`delivered_late`, from a pinned ring).
+    pub late_victims: u64,
     pub contexts: u64,
-    /// OOMs that were group kills (`memory.oom.group`).
+    /// OOMs since start that were group kills (`memory.oom.group`).
     pub group_kill_ooms: u64,
     pub decode_errors: u64,
 }
@@ -146,6 +148,9 @@ impl Pipeline {
                     &self.node,
                 );
                 ev.delivered_late = ev.boot_ns < self.started_boot_ns;
+                if ev.delivered_late {
+                    self.stats.late_victims += 1;
+                }
                 if !ev.flags.group_kill
                     && let Some(cg) = &ev.victim.cgroup
                 {
@@ -157,7 +162,7 @@ impl Pipeline {
             }
             Ok(Record::Context(c)) => {
                 self.stats.contexts += 1;
-                if c.group_kill != 0 {
+                if c.group_kill != 0 && c.header.boot_ns >= self.started_boot_ns {
                     self.stats.group_kill_ooms += 1;
                 }
                 if self.contexts.len() == CONTEXTS_KEPT {

@@ -354,9 +354,10 @@ fn attach_all(
     Ok((victim, context, attempts))
 }
 
-/// Pins the ring and the counters (`events`, `counters`) in `dir`.
+/// Pins the ring, the counters and what of them was reported (`events`, `counters`, `reported`)
+/// in `dir`.
 fn pin_maps(ebpf: &Ebpf, dir: &Path) {
-    for name in ["EVENTS", "COUNTERS"] {
+    for name in ["EVENTS", "COUNTERS", "REPORTED"] {
         if let Some(m) = ebpf.map(name)
             && let Err(e) = m.pin(dir.join(name.to_ascii_lowercase()))
         {

@@ -125,21 +125,73 @@ fn counter(
     m.encode(e)
 }
 
+/// A counter with one label `key`, one series per `(value, n)`.
+fn labeled_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    key: &str,
+    series: &[(&str, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut e = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for &(value, n) in series {
+        let labels = [(key, value)];
+        ConstCounter::new(n).encode(e.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
 impl Collector for ScrapeTime {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut a = self
-            .acct
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = a.bpf_counter(oomtrace_common::counter::RING_FULL) {
+        use oomtrace_common::counter as c;
+        // Only read: the event loop owns the accounting and does the reconciling; ask it to
+        // check now, so a kill no event explains shows at the next scrapes even when idle.
+        let (snap, check) = {
+            let a = self
+                .acct
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (a.snapshot(), a.check_requested.clone())
+        };
+        check.notify_one();
+        if let Some(bpf) = snap.bpf {
+            let at = |i: u32| bpf[i as usize];
             counter(
                 &mut encoder,
                 "oomtrace_events_lost",
-                "Records the kernel side could not put in the ring buffer (full), counted in BPF.",
-                n,
+                "Victim records (OOM kills) the kernel side could not put in the ring buffer (full), counted in BPF since the programs were loaded.",
+                at(c::RING_FULL),
+            )?;
+            labeled_counter(
+                &mut encoder,
+                "oomtrace_records_lost",
+                "Records the kernel side could not put in the ring buffer (full), by kind: victim (a lost kill) or context (an OOM's context; its victims still come, context_missing).",
+                "kind",
+                &[
+                    ("victim", at(c::RING_FULL)),
+                    ("context", at(c::CONTEXT_RING_FULL)),
+                ],
+            )?;
+            labeled_counter(
+                &mut encoder,
+                "oomtrace_records_sent",
+                "Records the kernel side put in the ring buffer, by kind, counted in BPF since the programs were loaded.",
+                "kind",
+                &[("victim", at(c::VICTIMS)), ("context", at(c::CONTEXTS))],
+            )?;
+            counter(
+                &mut encoder,
+                "oomtrace_context_map_full",
+                "OOM contexts the kernel side could not remember for their victims (map full).",
+                at(c::CONTEXT_MAP_FULL),
             )?;
         }
-        if let Some(n) = a.kernel_kills() {
+        if let Some(n) = snap.kernel_kills {
             counter(
                 &mut encoder,
                 "oomtrace_kernel_oom_kills",
@@ -147,18 +199,11 @@ impl Collector for ScrapeTime {
                 n,
             )?;
         }
-        let new = a.reconcile();
-        if new > 0 {
-            log::warn!(
-                "{new} OOM kills counted by the kernel have no event ({} since start)",
-                a.unexplained_total
-            );
-        }
         counter(
             &mut encoder,
             "oomtrace_unexplained_kernel_oom_kills",
             "Kernel OOM kills since oomtrace started that no event and no counted loss explains.",
-            a.unexplained_total,
+            snap.unexplained_total,
         )
     }
 }
@@ -280,11 +325,16 @@ pub fn register_dropped(r: &mut Registry, stalled: Counter) {
 
 /// `oomtrace_kmsg_untrusted_records_total`: /dev/kmsg records not from the kernel (written by
 /// userspace), ignored by the kernel-log source.
-pub fn register_kmsg_untrusted(r: &mut Registry, untrusted: Counter) {
+pub fn register_kmsg_untrusted(r: &mut Registry, untrusted: Counter, overrun: Counter) {
     r.register(
         "oomtrace_kmsg_untrusted_records",
         "Records in /dev/kmsg whose facility is not the kernel's (written by userspace, e.g. forged OOM lines), ignored by the kernel-log source (--source kmsg). 0 with the BPF source.",
         untrusted,
+    );
+    r.register(
+        "oomtrace_kmsg_overruns",
+        "Times the kernel overwrote /dev/kmsg records before the kernel-log source read them (records lost there). 0 with the BPF source.",
+        overrun,
     );
 }
 
@@ -341,7 +391,7 @@ mod tests {
 
     #[test]
     fn kills_counted_by_labels_and_folded_past_the_cap() {
-        let (r, mut s) = build(2, &[], crate::loss::Accounting::shared(None));
+        let (r, mut s) = build(2, &[], crate::loss::Accounting::shared(None, None));
         s.emit(&event(1, "/a")).unwrap();
         s.emit(&event(2, "/a")).unwrap();
         s.emit(&event(3, "/b")).unwrap();
@@ -368,7 +418,7 @@ mod tests {
 
     #[test]
     fn outcome_is_a_label() {
-        let (r, mut s) = build(10, &[], crate::loss::Accounting::shared(None));
+        let (r, mut s) = build(10, &[], crate::loss::Accounting::shared(None, None));
         let mut ev = event(1, "/a");
         ev.outcome = Some(crate::event::Outcome::ProcessOnly);
         s.emit(&ev).unwrap();
@@ -381,7 +431,7 @@ mod tests {
 
     #[test]
     fn prometheus_text_renames_counter_families() {
-        let (r, mut s) = build(10, &[], crate::loss::Accounting::shared(None));
+        let (r, mut s) = build(10, &[], crate::loss::Accounting::shared(None, None));
         s.emit(&event(1, "/a")).unwrap();
         let t = prometheus_text(&openmetrics(&r));
         assert!(t.contains("# TYPE oomtrace_oom_kills_total counter"), "{t}");

@@ -67,8 +67,8 @@ pub struct KmsgSource {
     fd: AsyncFd<File>,
     pub records: KernelRecords,
     buf: Vec<u8>,
-    /// Records the kernel overwrote before we read them.
-    pub overrun: u64,
+    /// Times the kernel overwrote records before we read them (`EPIPE`).
+    pub overrun: Counter,
 }
 
 impl KmsgSource {
@@ -86,7 +86,7 @@ impl KmsgSource {
             fd,
             records: KernelRecords::default(),
             buf: vec![0; 8192],
-            overrun: 0,
+            overrun: Counter::default(),
         })
     }
 
@@ -106,7 +106,7 @@ impl KmsgSource {
                     break;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
-                    self.overrun += 1;
+                    self.overrun.inc();
                     log::warn!("/dev/kmsg: records were overwritten before oomtrace read them");
                 }
                 Err(e) => return Err(e),
