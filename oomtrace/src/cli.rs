@@ -39,6 +39,7 @@ pub enum Command {
     /// a victim hook attaches.
     Check(CheckArgs),
     /// Remove the pins `run` leaves in bpffs (ring, counters, attached hooks): the hooks detach.
+    /// Refuses (exit 1) while a running oomtrace holds them, unless `--force`.
     Cleanup(CleanupArgs),
 }
 
@@ -47,6 +48,11 @@ pub struct CleanupArgs {
     /// bpffs directory of the pins.
     #[arg(long, value_name = "DIR", default_value = crate::pin::DEFAULT_ROOT, env = "OOMTRACE_PIN_DIR")]
     pub pin_dir: PathBuf,
+
+    /// Remove the pins even while a running oomtrace holds them (its lock on --pin-dir): its
+    /// hooks detach and it stops seeing kills. Without it, cleanup refuses (exit 1).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -529,11 +529,14 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
             Input::Bpf { .. } => Default::default(),
         };
         metrics::register_kmsg_untrusted(&mut registry, untrusted, overrun);
+        let refused = prometheus_client::metrics::counter::Counter::default();
+        crate::http::register_refused(&mut registry, refused.clone());
         t.pipeline.sinks.push(Box::new(msink));
         log::info!("metrics on http://{}/metrics", m.addr);
         server = Some(tokio::spawn(crate::http::serve(
             listener,
             Arc::new(registry),
+            refused,
             stop.clone(),
         )));
     }

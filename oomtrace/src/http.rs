@@ -4,10 +4,18 @@
 //! `/metrics` answers OpenMetrics text when the client asks for it in `Accept` (Prometheus does),
 //! else the Prometheus text format 0.0.4. Requests larger than 8 KiB or slower than 5 s are
 //! dropped.
+//!
+//! At most [`MAX_CONNECTIONS`] connections are open at once. When a new one arrives with all of
+//! them open, the oldest one that has not sent its request yet (idle) is closed to make room;
+//! when every open one is busy answering, the new one is closed. Either is counted in
+//! `oomtrace_http_connections_refused_total`. So thousands of idle connections cost no memory,
+//! and a scrape (which sends its request at once) is still answered while they are held.
 
 use std::{sync::Arc, time::Duration};
 
-use prometheus_client::registry::Registry;
+use std::{collections::VecDeque, sync::Mutex};
+
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -17,22 +25,92 @@ use tokio_util::sync::CancellationToken;
 use crate::sink::metrics;
 
 const MAX_REQUEST: usize = 8 * 1024;
+/// Connections open at once; beyond that, the oldest idle one (else the new one) is closed and
+/// counted.
+pub const MAX_CONNECTIONS: usize = 64;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Serves until `stop` is cancelled.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>, stop: CancellationToken) {
+/// `oomtrace_http_connections_refused_total`: connections closed at once because
+/// [`MAX_CONNECTIONS`] were being served.
+pub fn register_refused(r: &mut Registry, refused: Counter) {
+    r.register(
+        "oomtrace_http_connections_refused",
+        "Connections to the metrics endpoint closed unanswered because 64 were already open: the oldest that had not sent its request yet, else the new one.",
+        refused,
+    );
+}
+
+/// The open connections: how many, and the idle ones (no request read yet), oldest first.
+#[derive(Default)]
+struct Open {
+    count: usize,
+    next_id: u64,
+    idle: VecDeque<(u64, CancellationToken)>,
+}
+
+impl Open {
+    fn forget_idle(&mut self, id: u64) {
+        self.idle.retain(|(i, _)| *i != id);
+    }
+}
+
+fn lock(open: &Mutex<Open>) -> std::sync::MutexGuard<'_, Open> {
+    open.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Serves until `stop` is cancelled, [`MAX_CONNECTIONS`] connections at most (see the module
+/// doc); closed ones are counted in `refused`.
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    refused: Counter,
+    stop: CancellationToken,
+) {
+    let open = Arc::new(Mutex::new(Open::default()));
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
             r = listener.accept() => match r {
-                Ok((conn, _)) => {
-                    let registry = registry.clone();
+                Ok((conn, peer)) => {
+                    let admitted = {
+                        let mut o = lock(&open);
+                        if o.count >= MAX_CONNECTIONS {
+                            if refused.inc() == 0 {
+                                log::warn!(
+                                    "metrics: {MAX_CONNECTIONS} connections open (from {peer} the latest): closing idle or new ones, counted in oomtrace_http_connections_refused_total"
+                                );
+                            }
+                            // The evicted connection's task ends at once and gives its slot back.
+                            o.idle.pop_front().map(|(_, evict)| evict.cancel()).is_some()
+                        } else {
+                            true
+                        }
+                    };
+                    if !admitted {
+                        drop(conn);
+                        continue;
+                    }
+                    let (id, cancel) = {
+                        let mut o = lock(&open);
+                        o.count += 1;
+                        o.next_id += 1;
+                        let id = o.next_id;
+                        let cancel = CancellationToken::new();
+                        o.idle.push_back((id, cancel.clone()));
+                        (id, cancel)
+                    };
+                    let (registry, open) = (registry.clone(), open.clone());
                     tokio::spawn(async move {
-                        if let Err(e) = handle(conn, &registry).await {
+                        let busy = || lock(&open).forget_idle(id);
+                        if let Err(e) = handle(conn, &registry, &cancel, busy).await {
                             log::debug!("metrics connection: {e}");
                         }
+                        let mut o = lock(&open);
+                        o.forget_idle(id);
+                        o.count -= 1;
                     });
                 }
                 Err(e) => {
@@ -79,7 +157,13 @@ pub fn respond(head: &str, registry: &Registry) -> (&'static str, &'static str, 
     }
 }
 
-async fn handle(mut conn: TcpStream, registry: &Registry) -> std::io::Result<()> {
+/// Reads one request (unless `evict` is cancelled first), calls `busy`, answers.
+async fn handle(
+    mut conn: TcpStream,
+    registry: &Registry,
+    evict: &CancellationToken,
+    busy: impl FnOnce(),
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let read = async {
         let mut chunk = [0u8; 1024];
@@ -92,9 +176,15 @@ async fn handle(mut conn: TcpStream, registry: &Registry) -> std::io::Result<()>
         }
         Ok(())
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, read)
-        .await
-        .map_err(|_| std::io::Error::other("request timed out"))??;
+    tokio::select! {
+        r = tokio::time::timeout(REQUEST_TIMEOUT, read) => {
+            r.map_err(|_| std::io::Error::other("request timed out"))??;
+        }
+        () = evict.cancelled() => {
+            return Err(std::io::Error::other("closed to make room (no request yet)"));
+        }
+    }
+    busy();
     let head = String::from_utf8_lossy(&buf);
     let (status, ctype, body) = respond(&head, registry);
     let mut out = format!(

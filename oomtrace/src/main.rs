@@ -24,7 +24,7 @@ fn main() -> std::process::ExitCode {
             Command::Run(args) => oomtrace::daemon::run(args, level).await.map(|()| true),
             Command::Trace(args) => oomtrace::daemon::trace(args, level).await,
             Command::Check(args) => oomtrace::check::run(args),
-            Command::Cleanup(args) => oomtrace::pin::cleanup(&args.pin_dir)
+            Command::Cleanup(args) => oomtrace::pin::cleanup(&args.pin_dir, args.force)
                 .map(|n| {
                     println!("removed {n} pin set(s) from {}", args.pin_dir.display());
                     true

@@ -34,6 +34,10 @@ pub enum PinError {
     Io { path: PathBuf, source: io::Error },
     #[error("another oomtrace holds the pins in {path}")]
     Busy { path: PathBuf },
+    #[error(
+        "a running oomtrace holds the pins in {path} (its lock): not removing them; stop it first, or `oomtrace cleanup --force` to remove them anyway (its hooks detach and it stops seeing kills)"
+    )]
+    InUse { path: PathBuf },
     #[error("mounting bpffs on {path}: {source}")]
     Mount { path: PathBuf, source: io::Error },
     #[error("opening pinned {path}: {reason}")]
@@ -220,9 +224,25 @@ fn open(dir: &Path, links: Vec<String>) -> Result<Reused, PinError> {
 }
 
 /// `oomtrace cleanup`: removes every pin (the hooks detach). Returns how many pin sets it removed.
-pub fn cleanup(root: &Path) -> Result<usize, PinError> {
+/// Refuses ([`PinError::InUse`]) while a daemon holds the pin lock, unless `force`.
+pub fn cleanup(root: &Path, force: bool) -> Result<usize, PinError> {
     if !root.exists() {
         return Ok(0);
+    }
+    let dir_fd = File::open(root).map_err(io_err(root))?;
+    // Held while removing: no daemon starts pinning into what is being removed.
+    // SAFETY: flock on an fd we own.
+    let locked = unsafe { libc::flock(dir_fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if !locked {
+        if !force {
+            return Err(PinError::InUse {
+                path: root.to_path_buf(),
+            });
+        }
+        log::warn!(
+            "--force: removing the pins of a running oomtrace in {}: its hooks detach",
+            root.display()
+        );
     }
     let n = std::fs::read_dir(root).map_err(io_err(root))?.count();
     std::fs::remove_dir_all(root).map_err(io_err(root))?;
@@ -249,6 +269,33 @@ mod tests {
 
     #[test]
     fn cleanup_of_nothing_is_zero() {
-        assert_eq!(cleanup(Path::new("/nonexistent/oomtrace-pins")).unwrap(), 0);
+        assert_eq!(
+            cleanup(Path::new("/nonexistent/oomtrace-pins"), false).unwrap(),
+            0
+        );
+    }
+
+    #[test]
+    fn cleanup_refuses_while_the_lock_is_held_unless_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pins");
+        std::fs::create_dir_all(root.join("v1-x")).unwrap();
+        let held = File::open(&root).unwrap();
+        // SAFETY: flock on an fd we own.
+        assert_eq!(
+            unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+            0
+        );
+        let e = cleanup(&root, false).unwrap_err().to_string();
+        assert!(
+            e.contains("running oomtrace") && e.contains("--force"),
+            "{e}"
+        );
+        assert!(root.join("v1-x").exists(), "nothing removed");
+        assert_eq!(cleanup(&root, true).unwrap(), 1);
+        assert!(!root.exists());
+        drop(held);
+        std::fs::create_dir_all(root.join("v1-y")).unwrap();
+        assert_eq!(cleanup(&root, false).unwrap(), 1, "no lock held: removed");
     }
 }

@@ -1,6 +1,7 @@
 //! Restart without loss (issue 7): with pinning, kills that happen while no daemon runs wait in
 //! the pinned ring and are delivered by the next daemon, flagged late, none twice; a second daemon
-//! never shares the pins; `--no-pin` leaves nothing in bpffs; `oomtrace cleanup` removes pins.
+//! never shares the pins; `--no-pin` leaves nothing in bpffs; `oomtrace cleanup` removes pins,
+//! and refuses to while a daemon holds them (issue 13) unless `--force`.
 
 use std::{path::PathBuf, process::Command, time::Duration};
 
@@ -24,7 +25,7 @@ impl Pins {
 impl Drop for Pins {
     fn drop(&mut self) {
         let _ = Command::new(oomtrace_bin())
-            .args(["cleanup", "--pin-dir", self.arg()])
+            .args(["cleanup", "--force", "--pin-dir", self.arg()])
             .output();
     }
 }
@@ -120,4 +121,51 @@ fn no_pin_leaves_nothing_in_bpffs() {
     let mut d = Daemon::start(&["run", "--no-pin", "--pin-dir", pin_root.arg()]);
     d.stop();
     assert!(!pin_root.0.exists(), "nothing pinned with --no-pin");
+}
+
+#[test]
+fn cleanup_refuses_while_a_daemon_holds_the_pins() {
+    if !require_root() {
+        return;
+    }
+    let pin_root = Pins::new();
+    let mut d = Daemon::start(&["run", "--pin-dir", pin_root.arg()]);
+    let cleanup = |extra: &[&str]| {
+        Command::new(oomtrace_bin())
+            .arg("cleanup")
+            .args(extra)
+            .args(["--pin-dir", pin_root.arg()])
+            .output()
+            .expect("oomtrace cleanup")
+    };
+    let out = cleanup(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "refused: exit 1; stderr: {err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error: ")).count(),
+        1,
+        "one clear error line: {err}"
+    );
+    assert!(
+        err.contains("running oomtrace holds the pins") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(pin_sets(&pin_root).len(), 1, "the pins are still there");
+
+    // The daemon still reports the next kill.
+    let cg = MemCgroup::create(&unique("oomtrace-cleanup"), Some(64 << 20));
+    let mut h = cg.spawn_hog(&[]);
+    let pid = h.pid();
+    h.expect_oom_killed(Duration::from_mins(1));
+    d.victim(pid, Duration::from_secs(5));
+
+    // --force removes them anyway.
+    let out = cleanup(&["--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!pin_root.0.exists(), "--force removes the pins");
+    d.stop();
 }

@@ -79,7 +79,7 @@ fn victims(path: &Path) -> Vec<u64> {
 }
 
 /// OOM-kills `n` hogs in `cg` one after the other; returns their pids once the daemon has
-/// written each (the file output is listed before stdout, so it is written first).
+/// reported each on stdout (each output writes on its own thread: see [`wait_in`] for the file).
 fn kills(d: &mut Daemon, cg: &MemCgroup, n: usize) -> Vec<u64> {
     (0..n)
         .map(|_| {
@@ -90,6 +90,19 @@ fn kills(d: &mut Daemon, cg: &MemCgroup, n: usize) -> Vec<u64> {
             u64::from(pid)
         })
         .collect()
+}
+
+/// Waits (up to 10 s) until `path` holds the events of all `pids`.
+fn wait_in(path: &Path, pids: &[u64]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !pids.iter().all(|p| victims(path).contains(p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} lacks some of {pids:?} after 10 s",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn rotate_during_kills(mode: Mode) {
@@ -105,6 +118,7 @@ fn rotate_during_kills(mode: Mode) {
     let cg = MemCgroup::create(&unique("oomtrace-rotate"), Some(64 << 20));
 
     let before = kills(&mut d, &cg, 5);
+    wait_in(&log, &before);
 
     let conf_text = match mode {
         Mode::CreateHup => shipped_config(&log, d.pid()),
@@ -136,6 +150,7 @@ fn rotate_during_kills(mode: Mode) {
         .unwrap_or_else(|e| panic!("logrotate made no {}: {e}", rotated.display()));
 
     let after = kills(&mut d, &cg, 5);
+    wait_in(&log, &after);
 
     // Nothing reached the rotated file after the rotation (not even other tests' kills).
     let now = std::fs::read(&rotated).expect("rotated file");
