@@ -5,6 +5,7 @@ pub mod cgroup;
 pub mod daemon;
 pub mod kmsg;
 pub mod pidns;
+pub mod podman;
 pub mod prom;
 
 use std::path::PathBuf;
@@ -22,6 +23,20 @@ pub fn require_root() -> bool {
         "these tests need root (CI=true: failing, not skipping)"
     );
     eprintln!("skipping: needs root to load BPF and create memory cgroups");
+    false
+}
+
+/// True when `what` is there; outside CI a test skips (with a message) when it is not, under
+/// `CI=true` it fails.
+pub fn require(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{what} is required under CI=true (failing, not skipping)"
+    );
+    eprintln!("skipping: {what} is not available");
     false
 }
 

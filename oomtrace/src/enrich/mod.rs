@@ -338,8 +338,10 @@ impl Enricher {
                 found
             }
             Runtime::CriO => oci::lookup_crio(root, id),
-            // Docker and Podman keep no Kubernetes names in their OCI specs.
-            Runtime::Docker | Runtime::Podman => None,
+            // Podman's names are in containers/storage's list, not in its OCI spec.
+            Runtime::Podman => oci::lookup_podman(root, id),
+            // Docker keeps no names in its OCI specs.
+            Runtime::Docker => None,
         };
         if let Some(oci) = oci {
             if oci.pod_uid.is_some() && path_uid.is_some() && oci.pod_uid.as_deref() != path_uid {

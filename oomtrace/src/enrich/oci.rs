@@ -26,6 +26,12 @@
 //! (kubernetes/kubernetes `pkg/kubelet/types/labels.go`) into the annotations.
 //!
 //! Only `annotations` is deserialised, from at most [`MAX_CONFIG_BYTES`].
+//!
+//! Podman (outside Kubernetes) keeps no names in its OCI spec: a container's name is in
+//! containers/storage's own list, `var/lib/containers/storage/overlay-containers/containers.json`
+//! (rootful graph root; entries `{"id", "names": [name], …}`, containers/storage
+//! `containers.go`), which stays until the container is removed. Only `id` and `names` are
+//! deserialised, from at most [`MAX_STORAGE_LIST_BYTES`].
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -255,6 +261,46 @@ fn first_annotations(paths: &[PathBuf]) -> Option<HashMap<String, String>> {
 #[must_use]
 pub fn lookup_containerd(host_root: &Path, id: &str) -> Option<OciNames> {
     first_annotations(&[containerd_config(host_root, id)]).map(|a| containerd_names(&a))
+}
+
+/// Larger `containers.json` files are not read (an entry is about 600 bytes).
+pub const MAX_STORAGE_LIST_BYTES: u64 = 32 << 20;
+
+/// containers/storage's list of containers (Podman, CRI-O), relative to the host root.
+#[must_use]
+pub fn storage_containers_json(host_root: &Path) -> PathBuf {
+    host_root.join(CRIO_GRAPH_DIR).join("containers.json")
+}
+
+#[derive(Deserialize)]
+struct StorageEntry {
+    id: String,
+    #[serde(default)]
+    names: Vec<String>,
+}
+
+/// A Podman container's name (its first name in containers/storage's list).
+#[must_use]
+pub fn lookup_podman(host_root: &Path, id: &str) -> Option<OciNames> {
+    let path = storage_containers_json(host_root);
+    let f = File::open(&path).ok()?;
+    let mut text = Vec::new();
+    if let Err(e) = f.take(MAX_STORAGE_LIST_BYTES + 1).read_to_end(&mut text) {
+        log::debug!("enrich: {}: {e}", path.display());
+        return None;
+    }
+    if text.len() as u64 > MAX_STORAGE_LIST_BYTES {
+        log::debug!("enrich: {} is too large to read", path.display());
+        return None;
+    }
+    let entries: Vec<StorageEntry> = serde_json::from_slice(&text)
+        .inspect_err(|e| log::debug!("enrich: {}: {e}", path.display()))
+        .ok()?;
+    let e = entries.into_iter().find(|e| e.id == id)?;
+    Some(OciNames {
+        container_name: e.names.into_iter().next(),
+        ..OciNames::default()
+    })
 }
 
 /// A CRI-O container's names, if one of its `config.json` copies is there.
@@ -526,6 +572,35 @@ mod tests {
         // an unreadable (here: directory) config is a miss for the look-up
         fs::create_dir_all(containerd_config(tmp.path(), ID)).unwrap();
         assert_eq!(lookup_containerd(tmp.path(), ID), None);
+    }
+
+    #[test]
+    fn podman_names_from_the_storage_list() {
+        let d = tempfile::tempdir().unwrap();
+        let id = "06dd2dea819404d849156c703c33df3ce3695e6a6b463b4da9943a60ef527acf";
+        assert_eq!(lookup_podman(d.path(), id), None, "no list: no names");
+        let list = storage_containers_json(d.path());
+        std::fs::create_dir_all(list.parent().unwrap()).unwrap();
+        // The shape of a real entry (podman 4.3, Debian 12).
+        std::fs::write(
+            &list,
+            format!(
+                r#"[{{"id":"{}","names":["other"],"image":"x"}},{{"id":"{id}","names":["oomt1"],"image":"6ddc","layer":"5239","metadata":"{{\"name\":\"oomt1\"}}","created":"2026-12-05T06:07:06.277081126Z","flags":{{"MountLabel":""}}}}]"#,
+                "a".repeat(64)
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            lookup_podman(d.path(), id).and_then(|n| n.container_name),
+            Some("oomt1".into())
+        );
+        assert_eq!(lookup_podman(d.path(), &"b".repeat(64)), None);
+        std::fs::write(&list, "not json").unwrap();
+        assert_eq!(
+            lookup_podman(d.path(), id),
+            None,
+            "a bad list is no name, no panic"
+        );
     }
 
     #[test]
