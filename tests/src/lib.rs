@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod daemon;
 pub mod kmsg;
+pub mod manifest;
 pub mod pidns;
 pub mod podman;
 pub mod prom;

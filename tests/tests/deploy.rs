@@ -13,7 +13,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use oomtrace_tests::{cgroup::MemCgroup, daemon::Daemon, prom, require_root, unique};
+use oomtrace_tests::{
+    cgroup::MemCgroup,
+    daemon::Daemon,
+    manifest::{container, daemonset, one_yaml, root, venv},
+    prom, require_root, unique,
+};
 use serde_json::Value;
 
 const UNIT: &str = "deploy/systemd/oomtrace.service";
@@ -23,13 +28,6 @@ const K8S: &str = "deploy/kubernetes";
 const K8S_VERSION: &str = "1.37.0";
 /// The capabilities oomtrace needs (README "Capabilities and why").
 const NEEDED: [&str; 3] = ["BPF", "PERFMON", "SYSLOG"];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .to_path_buf()
-}
 
 /// Runs `cmd` to completion; panics with its output if it fails to start.
 fn output(cmd: &mut Command) -> Output {
@@ -68,29 +66,6 @@ fn install() -> tempfile::TempDir {
     d
 }
 
-/// target/venv (scripts/venv.sh): its directory.
-fn venv() -> PathBuf {
-    let out = ok(&mut Command::new(root().join("scripts/venv.sh")));
-    PathBuf::from(out.trim())
-}
-
-/// Every YAML document of `path`, as JSON (PyYAML in the venv).
-fn yaml(path: &Path) -> Vec<Value> {
-    let out = ok(Command::new(venv().join("bin/python"))
-        .args([
-            "-c",
-            "import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None]))",
-        ])
-        .arg(path));
-    serde_json::from_str(&out).expect("JSON from PyYAML")
-}
-
-fn one_yaml(path: &Path) -> Value {
-    let mut docs = yaml(path);
-    assert_eq!(docs.len(), 1, "{}: one document", path.display());
-    docs.remove(0)
-}
-
 /// `Key=` values of the unit (all lines with that key, in order).
 fn unit_values(unit: &str, key: &str) -> Vec<String> {
     unit.lines()
@@ -109,18 +84,6 @@ fn unit_caps(value: &str) -> BTreeSet<String> {
                 .to_string()
         })
         .collect()
-}
-
-fn daemonset() -> Value {
-    one_yaml(&root().join(K8S).join("daemonset.yaml"))
-}
-
-fn container(ds: &Value) -> &Value {
-    let cs = ds["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .expect("containers");
-    assert_eq!(cs.len(), 1, "one container");
-    &cs[0]
 }
 
 #[test]
