@@ -214,6 +214,7 @@ fn attach_pinned(
             let role = match role {
                 "victim" => "victim",
                 "context" => "context",
+                "exit" => "exit",
                 _ => return None,
             };
             Some(Attempt {
@@ -246,7 +247,7 @@ fn attach(
 ) -> anyhow::Result<Attached> {
     let mode = cgroups::detect(Path::new("/"));
     let prepared = prepare_pins(a.source, settings.hooks, pin_root);
-    let make_pipeline = |gfp, context_hook, sinks| {
+    let make_pipeline = |gfp, context_hook, exit_hook: bool, sinks| {
         Pipeline::new(
             pipeline::node_name(),
             System::read(),
@@ -256,6 +257,7 @@ fn attach(
             sinks,
         )
         .with_memory_mount(cgroups::memory_mount(Path::new("/"), mode))
+        .with_exit_tracking(exit_hook.then_some(a.exit_timeout))
     };
     if let Some(pin::Prepared {
         lock,
@@ -266,6 +268,7 @@ fn attach(
         let pipeline = make_pipeline(
             gfp::load(Path::new(tracefs::TRACEFS)),
             r.links.iter().any(|l| l.starts_with("context-")),
+            r.links.iter().any(|l| l.starts_with("exit-")),
             sinks,
         );
         return attach_pinned(r, &dir, Some(lock), pipeline);
@@ -306,7 +309,7 @@ fn attach(
         return Ok(Attached {
             input: Input::Kmsg(src),
             _pin_lock: None,
-            pipeline: make_pipeline(gfp::load(Path::new(tracefs::TRACEFS)), false, sinks),
+            pipeline: make_pipeline(gfp::load(Path::new(tracefs::TRACEFS)), false, false, sinks),
             attempts: vec![Attempt {
                 role: "victim",
                 hook: "kmsg",
@@ -337,7 +340,7 @@ fn attach(
             logs: Some(logs),
         },
         _pin_lock: prepared.map(|p| p.lock),
-        pipeline: make_pipeline(gfp::load(&tracefs), context_hook, sinks),
+        pipeline: make_pipeline(gfp::load(&tracefs), context_hook, loaded.exit, sinks),
         attempts: loaded.attempts,
         summary,
         acct,
@@ -358,6 +361,8 @@ async fn pump(
         acct,
         ..
     } = t;
+    // Victims still alive --exit-timeout after their kill are looked for this often.
+    let mut exit_check = tokio::time::interval(Duration::from_millis(250));
     let ended = 'outer: loop {
         match input {
             Input::Bpf { ring, logs, .. } => tokio::select! {
@@ -373,7 +378,9 @@ async fn pump(
                     }
                     guard.clear_ready();
                     account(pipeline, acct);
+                    pipeline.check_exits(crate::clock::boot_ns_now());
                 }
+                _ = exit_check.tick() => pipeline.check_exits(crate::clock::boot_ns_now()),
                 guard = async { match logs.as_mut() { Some(l) => l.readable_mut().await, None => std::future::pending().await } } => {
                     let mut guard = guard.context("waiting on the log ring")?;
                     guard.get_inner_mut().flush();

@@ -9,7 +9,7 @@ use oomtrace_tests::{
     cgroup::{MemCgroup, Mode},
     daemon::Daemon,
     pidns::{self, ShellInit},
-    require_root, unique,
+    prom, require_root, unique,
 };
 use serde_json::Value;
 
@@ -61,7 +61,41 @@ fn hog_as_pid_1_of_a_pid_namespace() {
         "the host pid is reported as pid: {ev}"
     );
     assert_eq!(ev["outcome"], "container_exit", "{ev}");
+    let exit = victim_exit(&mut d, &ev, "victim_exit");
+    assert!(
+        d.events(|v| v["kind"] == "victim_slow_exit" && v["pid"] == ev["victim"]["pid"])
+            .is_empty(),
+        "gone well within the default 10 s: {exit}"
+    );
     d.stop();
+}
+
+/// The `kind` line (`victim_exit`, `victim_slow_exit`) of the victim of kill event `ev`, checked
+/// against it.
+fn victim_exit(d: &mut Daemon, ev: &Value, kind: &str) -> Value {
+    let pid = ev["victim"]["pid"].clone();
+    let got = d.wait_events(1, Duration::from_secs(10), |v| {
+        v["kind"] == kind && v["pid"] == pid
+    });
+    let Some((_, x)) = got.into_iter().next() else {
+        panic!("no {kind} line for {pid}; stdout: {:?}", d.seen)
+    };
+    assert_eq!(x["tgid"], ev["victim"]["tgid"], "{x}");
+    assert_eq!(x["kill_boot_ns"], ev["boot_ns"], "joins the kill: {x}");
+    assert_eq!(x["node"], ev["node"], "{x}");
+    let after = x["after_ms"].as_f64().expect("after_ms");
+    let (kill, at) = (
+        ev["boot_ns"].as_u64().unwrap(),
+        x["boot_ns"].as_u64().unwrap(),
+    );
+    assert!(at >= kill, "after the kill: {x}");
+    #[expect(clippy::cast_precision_loss, reason = "milliseconds")]
+    let want = (at - kill) as f64 / 1e6;
+    assert!(
+        (after - want).abs() < 0.01,
+        "after_ms {after} = boot_ns difference {want}"
+    );
+    x
 }
 
 #[test]
@@ -219,5 +253,46 @@ fn limit_held_by_the_parent() {
     let (_, ev) = d.victim(pid, Duration::from_secs(10));
     assert_eq!(ev["victim"]["cgroup"]["path"], child_path.as_str(), "{ev}");
     assert_limit(&ev, &parent);
+    d.stop();
+}
+
+/// `--exit-timeout 0`: every victim is "still alive after 0 s": a `victim_slow_exit` line, then
+/// its `victim_exit` line; counted in the metrics.
+#[test]
+fn exit_timeout_zero_warns_then_reports_the_exit() {
+    if !require_root() {
+        return;
+    }
+    let addr = format!("127.0.0.1:{}", prom::free_port());
+    let mut d = Daemon::start(&["run", "--exit-timeout", "0", "--metrics-addr", &addr]);
+    let cg = MemCgroup::create(&unique("oomtrace-slow-exit"), Some(LIMIT));
+    let mut hog = cg.spawn_hog(&[]);
+    let pid = hog.pid();
+    hog.expect_oom_killed(KILL_TIMEOUT);
+    let (_, ev) = d.victim(pid, Duration::from_secs(10));
+    let slow = victim_exit(&mut d, &ev, "victim_slow_exit");
+    assert_eq!(slow["after_ms"], 0.0, "the timeout: {slow}");
+    let exit = victim_exit(&mut d, &ev, "victim_exit");
+    let order: Vec<String> = d
+        .events(|v| v["pid"] == pid)
+        .into_iter()
+        .filter_map(|(_, v)| v["kind"].as_str().map(String::from))
+        .collect();
+    assert_eq!(order, ["victim_slow_exit", "victim_exit"], "{exit}");
+    let (_, text) = prom::http_get(&addr, "/metrics", None);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    // Other kills on the node count too: at least ours.
+    assert!(value("oomtrace_victim_slow_exits_total") >= 1.0, "{text}");
+    assert!(value("oomtrace_victim_exit_seconds_count") >= 1.0, "{text}");
     d.stop();
 }

@@ -79,6 +79,11 @@ pub trait Sink: Send {
     fn lost(&mut self, _rec: &crate::event::Lost) -> std::io::Result<()> {
         Ok(())
     }
+    /// Reports a victim's exit, or that it is slow to exit. Sinks that have no way to say it
+    /// ignore it.
+    fn exit(&mut self, _rec: &crate::exits::VictimExit) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Every configured sink.
@@ -99,6 +104,15 @@ impl Sinks {
             if let Err(e) = s.lost(rec) {
                 self.errors += 1;
                 log::warn!("sink {}: writing a lost record: {e}", s.name());
+            }
+        }
+    }
+
+    pub fn exit(&mut self, rec: &crate::exits::VictimExit) {
+        for s in &mut self.sinks {
+            if let Err(e) = s.exit(rec) {
+                self.errors += 1;
+                log::warn!("sink {}: writing a {} line: {e}", s.name(), rec.kind);
             }
         }
     }
