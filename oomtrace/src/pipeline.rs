@@ -135,7 +135,11 @@ impl Pipeline {
         {
             oom.owner = self.enricher.attribute(&domain.path);
         }
-        ev.outcome = ev.decide_outcome();
+        let init_pid = match (&ev.owner.container, ev.flags.group_kill) {
+            (Some(c), false) => self.enricher.container_init_pid(c),
+            _ => None,
+        };
+        ev.outcome = ev.decide_outcome(init_pid);
         if ev.limit.is_none()
             && let (Some(mount), Some(cg)) = (&self.memory_mount, &ev.victim.cgroup)
             && let Some((bytes, cgroup)) = crate::kernel::cgroups::memory_limit(mount, &cg.path)

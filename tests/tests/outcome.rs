@@ -296,3 +296,83 @@ fn exit_timeout_zero_warns_then_reports_the_exit() {
     assert!(value("oomtrace_victim_exit_seconds_count") >= 1.0, "{text}");
     d.stop();
 }
+
+/// A containerd task directory under a fixture host root, as the CRI plugin leaves it
+/// (`config.json` with the CRI annotations, containerd `internal/cri/annotations`), with
+/// `init.pid` naming the container's init (the runc shim's pid file).
+fn containerd_task(root: &std::path::Path, uid: &str, id: &str, init: u32) {
+    let task = root.join(format!(
+        "run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}"
+    ));
+    std::fs::create_dir_all(&task).expect("task dir");
+    let config = serde_json::json!({
+        "ociVersion": "1.1.0",
+        "annotations": {
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.container-name": "app",
+            "io.kubernetes.cri.sandbox-name": "shop-0",
+            "io.kubernetes.cri.sandbox-namespace": "shop",
+            "io.kubernetes.cri.sandbox-uid": uid,
+        }
+    });
+    std::fs::write(task.join("config.json"), config.to_string()).expect("config.json");
+    std::fs::write(task.join("init.pid"), init.to_string()).expect("init.pid");
+}
+
+/// A container whose processes share the host's pid namespace (no ns pid to go by): the
+/// runtime's `init.pid` decides. A kill of another process is `process_only`; a kill of the
+/// process it names is `container_exit`.
+#[test]
+fn the_runtime_names_the_init() {
+    if !require_root() {
+        return;
+    }
+    let host = tempfile::tempdir().expect("temp dir");
+    let mut d = Daemon::start(&["run", "--host-root", host.path().to_str().expect("utf-8")]);
+    for (i, victim_is_init) in [false, true].into_iter().enumerate() {
+        let uid = format!("5d2e3f40-0000-4000-8000-{:012x}", std::process::id());
+        let id = format!(
+            "{:064x}",
+            u128::from(std::process::id()) * 0x9e37_79b9_7f4a_7c15 + i as u128
+        );
+        let cg = MemCgroup::create(&format!("kubepods/burstable/pod{uid}/{id}"), Some(LIMIT));
+        let procs = cg.procs_file();
+        // The hog, started through a shell that waits for a line before it execs (so its pid is
+        // known, and written as init.pid, before it allocates anything).
+        let mut sh = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "read go; exec '{}' --procs '{}'",
+                oomtrace_tests::hog_bin().display(),
+                procs.display()
+            ))
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let hog_pid = sh.id();
+        let mut other = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("sleep");
+        std::fs::write(&procs, other.id().to_string()).expect("sleep joins the cgroup");
+        let init = if victim_is_init { hog_pid } else { other.id() };
+        containerd_task(host.path(), &uid, &id, init);
+        std::io::Write::write_all(&mut sh.stdin.take().expect("stdin"), b"go\n").expect("go");
+        let _ = sh.wait();
+        let (_, ev) = d.victim(hog_pid, Duration::from_secs(20));
+        assert_eq!(ev["container"]["id"], id.as_str(), "{ev}");
+        assert_eq!(ev["victim"]["pid_ns_level"], pidns::own_level(), "{ev}");
+        let want = if victim_is_init {
+            "container_exit"
+        } else {
+            "process_only"
+        };
+        assert_eq!(
+            ev["outcome"], want,
+            "init.pid {init}, victim {hog_pid}: {ev}"
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+    }
+    d.stop();
+}
