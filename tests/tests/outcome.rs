@@ -132,7 +132,7 @@ fn hog_forked_by_a_shell_that_is_pid_1() {
     let pid = ev["victim"]["pid"].as_u64().expect("pid");
     let line = lines
         .lines()
-        .find(|l| l.contains(&format!(" pid={pid} ")))
+        .find(|l| l.contains(" OOM-KILL ") && l.contains(&format!(" pid={pid} ")))
         .unwrap_or_else(|| panic!("no text line for {pid}: {lines}"));
     assert!(
         line.ends_with(
