@@ -20,6 +20,13 @@ fuzz_target!(|data: &[u8]| {
         Ok(Record::Context(c)) => {
             let _ = serde_json::to_string(&oomtrace::event::Oom::from_context(&c, &sys, &gfp));
         }
+        Ok(Record::Exit(x)) => {
+            let mut t = oomtrace::exits::ExitTracker::new(std::time::Duration::ZERO);
+            t.killed(x.pid, x.tgid, x.kill_boot_ns);
+            for l in t.exited(&x, "n") {
+                let _ = serde_json::to_string(&l);
+            }
+        }
         Err(_) => {}
     }
 });

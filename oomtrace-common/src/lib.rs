@@ -15,6 +15,8 @@ pub mod kind {
     pub const VICTIM: u16 = 1;
     /// [`super::ContextRecord`]: one per OOM (`oom_kill_process`).
     pub const CONTEXT: u16 = 2;
+    /// [`super::ExitRecord`]: a victim's thread exited (`sched:sched_process_exit`).
+    pub const EXIT: u16 = 3;
 }
 
 /// `TASK_COMM_LEN` of the kernel.
@@ -181,6 +183,19 @@ pub struct ContextRecord {
     pub memcg: CgroupRef,
 }
 
+/// A victim has exited: `sched:sched_process_exit` of a thread the victim hook put in the map of
+/// victims waiting to exit. `header.boot_ns` is the exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExitRecord {
+    pub header: RecordHeader,
+    /// Thread id (`VictimRecord::pid`) and process id of the exiting task.
+    pub pid: u32,
+    pub tgid: u32,
+    /// `header.boot_ns` of the victim record: when it was marked.
+    pub kill_boot_ns: u64,
+}
+
 /// Encoding of a tracefs field location handed to the classic-tracepoint program:
 /// bits 0..16 offset, 16..24 size in bytes, bit 24 signed, bit 31 "present". 0 = absent.
 pub mod tp_field {
@@ -211,6 +226,10 @@ pub mod counter {
     pub const CONTEXTS: u32 = 2;
     /// Context records not remembered for their victims (map full).
     pub const CONTEXT_MAP_FULL: u32 = 3;
+    /// Exit records submitted.
+    pub const EXITS: u32 = 4;
+    /// Exit records the ring had no room for (not in `RING_FULL`, which counts kill records).
+    pub const EXIT_RING_FULL: u32 = 5;
     /// Context records the ring had no room for (an OOM's context, not a kill, is lost).
     pub const CONTEXT_RING_FULL: u32 = 6;
     pub const COUNT: u32 = 7;
@@ -372,4 +391,5 @@ mod pod {
     unsafe impl aya::Pod for super::RecordHeader {}
     unsafe impl aya::Pod for super::VictimRecord {}
     unsafe impl aya::Pod for super::ContextRecord {}
+    unsafe impl aya::Pod for super::ExitRecord {}
 }

@@ -11,6 +11,7 @@
 mod bench_ring;
 mod cgroup;
 mod context;
+mod exit;
 mod globals;
 mod kernel;
 mod maps;

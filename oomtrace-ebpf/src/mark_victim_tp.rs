@@ -109,7 +109,16 @@ fn try_mark_victim(ctx: &TracePointContext) -> Result<(), i64> {
         (*r).present = p;
     }
     // SAFETY: written above.
-    let pid = unsafe { (*r).pid };
+    let (pid, has_pid, boot_ns) = unsafe {
+        (
+            (*r).pid,
+            (*r).present & present::PID != 0,
+            (*r).header.boot_ns,
+        )
+    };
+    if has_pid {
+        crate::exit::expect_exit(pid, boot_ns);
+    }
     maps::count(counter::VICTIMS);
     entry.submit(0);
     debug!(ctx, "mark_victim: pid {}", pid);

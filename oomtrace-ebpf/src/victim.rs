@@ -2,9 +2,9 @@
 
 use aya_ebpf::EbpfContext;
 use aya_log_ebpf::{debug, warn};
-use oomtrace_common::{VictimRecord, counter};
+use oomtrace_common::{VictimRecord, counter, present};
 
-use crate::{context, maps, record, task};
+use crate::{context, exit, maps, record, task};
 
 #[inline(always)]
 pub fn emit_from_task<C: EbpfContext>(ctx: &C, task: *const u8, hook: u32) {
@@ -15,12 +15,19 @@ pub fn emit_from_task<C: EbpfContext>(ctx: &C, task: *const u8, hook: u32) {
     };
     let r = entry.as_mut_ptr();
     // SAFETY: `r` is the reserved ring slot; `task` is only probe-read.
-    let pid = unsafe {
+    let (pid, has_pid, boot_ns) = unsafe {
         record::init_victim(r, hook);
         (*r).context_seq = context::current_seq((*r).header.boot_ns);
         task::fill_victim(r, task);
-        (*r).pid
+        (
+            (*r).pid,
+            (*r).present & present::PID != 0,
+            (*r).header.boot_ns,
+        )
     };
+    if has_pid {
+        exit::expect_exit(pid, boot_ns);
+    }
     maps::count(counter::VICTIMS);
     entry.submit(0);
     debug!(ctx, "mark_victim: pid {}", pid);

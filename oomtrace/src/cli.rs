@@ -103,6 +103,19 @@ pub struct AttachArgs {
     /// kernel log when BPF cannot be loaded (no CAP_BPF, locked-down kernel).
     #[arg(long, value_enum, default_value_t = Source::Auto, env = "OOMTRACE_SOURCE")]
     pub source: Source,
+
+    /// A victim still alive this long after its kill gets a `victim_slow_exit` line (and
+    /// `oomtrace_victim_slow_exits_total`); its `victim_exit` line follows when it exits
+    /// (`10s`, `500ms`, `0` warns about every victim). Needs the exit hook
+    /// (sched:sched_process_exit); the kernel-log source reports no exits.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = crate::config::parse_duration,
+        env = "OOMTRACE_EXIT_TIMEOUT"
+    )]
+    pub exit_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

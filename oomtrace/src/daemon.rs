@@ -177,6 +177,11 @@ fn take_counters(ebpf: &mut Ebpf) -> Option<PerCpuArray<MapData, u64>> {
         .ok()
 }
 
+/// The accounting of freshly loaded programs: their counters and what of them was reported.
+fn bpf_accounting(ebpf: &mut Ebpf) -> Arc<Mutex<Accounting>> {
+    Accounting::shared(take_counters(ebpf), take_reported(ebpf))
+}
+
 /// The BPF `REPORTED` map: what of the counters has been reported.
 fn take_reported(ebpf: &mut Ebpf) -> Option<Array<MapData, u64>> {
     let map = ebpf.take_map("REPORTED")?;
@@ -246,6 +251,7 @@ fn attach_pinned(
             let role = match role {
                 "victim" => "victim",
                 "context" => "context",
+                "exit" => "exit",
                 _ => return None,
             };
             Some(Attempt {
@@ -278,7 +284,7 @@ fn attach(
 ) -> anyhow::Result<Attached> {
     let mode = cgroups::detect(Path::new("/"));
     let prepared = prepare_pins(a.source, settings.hooks, pin_root);
-    let make_pipeline = |gfp, context_hook, sinks| {
+    let make_pipeline = |gfp, context_hook, exit_hook: bool, sinks| {
         Pipeline::new(
             pipeline::node_name(),
             System::read(),
@@ -288,6 +294,7 @@ fn attach(
             sinks,
         )
         .with_memory_mount(cgroups::memory_mount(Path::new("/"), mode))
+        .with_exit_tracking(exit_hook.then_some(a.exit_timeout))
     };
     if let Some(pin::Prepared {
         lock,
@@ -298,6 +305,7 @@ fn attach(
         let pipeline = make_pipeline(
             gfp::load(Path::new(tracefs::TRACEFS)),
             r.links.iter().any(|l| l.starts_with("context-")),
+            r.links.iter().any(|l| l.starts_with("exit-")),
             sinks,
         );
         return attach_pinned(r, &dir, Some(lock), pipeline);
@@ -338,7 +346,7 @@ fn attach(
         return Ok(Attached {
             input: Input::Kmsg(src),
             _pin_lock: None,
-            pipeline: make_pipeline(gfp::load(Path::new(tracefs::TRACEFS)), false, sinks),
+            pipeline: make_pipeline(gfp::load(Path::new(tracefs::TRACEFS)), false, false, sinks),
             attempts: vec![Attempt {
                 role: "victim",
                 hook: "kmsg",
@@ -355,10 +363,7 @@ fn attach(
     let summary = loaded.summary();
     let context_hook = loaded.context.is_some();
     let ring = probes::take_ring(&mut loaded.ebpf)?;
-    let acct = Accounting::shared(
-        take_counters(&mut loaded.ebpf),
-        take_reported(&mut loaded.ebpf),
-    );
+    let acct = bpf_accounting(&mut loaded.ebpf);
     // SAFETY: the ring and the logger own their map fds for as long as they live, and always
     // return the same fd.
     let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
@@ -372,7 +377,7 @@ fn attach(
             logs: Some(logs),
         },
         _pin_lock: prepared.map(|p| p.lock),
-        pipeline: make_pipeline(gfp::load(&tracefs), context_hook, sinks),
+        pipeline: make_pipeline(gfp::load(&tracefs), context_hook, loaded.exit, sinks),
         attempts: loaded.attempts,
         summary,
         acct,
@@ -399,6 +404,10 @@ async fn pump(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .check_requested
         .clone();
+    // Victims still alive --exit-timeout after their kill are looked for this often, only while
+    // some are waited for.
+    let mut exit_check = tokio::time::interval(Duration::from_millis(250));
+    exit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ended = 'outer: loop {
         match input {
             Input::Bpf { ring, logs, .. } => tokio::select! {
@@ -414,7 +423,9 @@ async fn pump(
                     }
                     guard.clear_ready();
                     account(pipeline, acct);
+                    pipeline.check_exits(crate::clock::boot_ns_now());
                 }
+                _ = exit_check.tick(), if pipeline.exits_to_watch() => pipeline.check_exits(crate::clock::boot_ns_now()),
                 guard = async { match logs.as_mut() { Some(l) => l.readable_mut().await, None => std::future::pending().await } } => {
                     let mut guard = guard.context("waiting on the log ring")?;
                     guard.get_inner_mut().flush();

@@ -5,13 +5,16 @@
 
 use std::mem::size_of;
 
-use oomtrace_common::{ContextRecord, RECORD_VERSION, RecordHeader, VictimRecord, kind};
+use oomtrace_common::{
+    ContextRecord, ExitRecord, RECORD_VERSION, RecordHeader, VictimRecord, kind,
+};
 
 /// A decoded ring record.
 #[derive(Debug, Clone)]
 pub enum Record {
     Victim(Box<VictimRecord>),
     Context(Box<ContextRecord>),
+    Exit(ExitRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +73,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     match h.kind {
         kind::VICTIM => Ok(Record::Victim(Box::new(checked(&h, bytes)?))),
         kind::CONTEXT => Ok(Record::Context(Box::new(checked(&h, bytes)?))),
+        kind::EXIT => Ok(Record::Exit(checked(&h, bytes)?)),
         k => Err(DecodeError::UnknownKind { kind: k }),
     }
 }
@@ -163,6 +167,37 @@ pub(crate) mod tests {
         v2.header.size += 8;
         assert!(matches!(
             decode(as_bytes(&v2)),
+            Err(DecodeError::SizeMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn exit_records_are_length_checked() {
+        let e = ExitRecord {
+            header: RecordHeader {
+                kind: kind::EXIT,
+                version: RECORD_VERSION,
+                size: u32::try_from(size_of::<ExitRecord>()).unwrap(),
+                boot_ns: 2_000,
+            },
+            pid: 7,
+            tgid: 7,
+            kill_boot_ns: 1_000,
+        };
+        let Record::Exit(d) = decode(as_bytes(&e)).expect("decodes") else {
+            panic!("not an exit")
+        };
+        assert_eq!((d.pid, d.kill_boot_ns), (7, 1_000));
+        let b = as_bytes(&e);
+        assert!(matches!(
+            decode(&b[..b.len() - 1]),
+            Err(DecodeError::SizeMismatch { .. })
+        ));
+        // A victim-sized record labelled as an exit is refused, not read as one.
+        let mut v = victim(1);
+        v.header.kind = kind::EXIT;
+        assert!(matches!(
+            decode(as_bytes(&v)),
             Err(DecodeError::SizeMismatch { .. })
         ));
     }

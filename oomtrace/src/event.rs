@@ -511,17 +511,27 @@ impl Event {
         .with_victim_limit(r, sys)
     }
 
-    /// The [`Outcome`], from what the event knows (call it after attribution):
+    /// The [`Outcome`], from what the event knows (call it after attribution). `init_pid`: the
+    /// host pid of the victim's container's init as its runtime recorded it, when known.
     /// - a group kill takes every task of the memcg: `container_exit`;
+    /// - the runtime names the container's init: `container_exit` when it is the victim's
+    ///   process (`victim.tgid`), else `process_only` (this covers pods sharing one pid
+    ///   namespace, whose pid 1 is the pause process, and `hostPID` pods);
     /// - a victim in a non-host pid namespace (`pid_ns_level` > 0): `container_exit` when it is
     ///   that namespace's pid 1 (`ns_pid` 1), else `process_only`;
     /// - a victim in the host's pid namespace: `host`, unless it is attributed to a container or
-    ///   pod (a `hostPID` pod): then whether it was the container's init is not known, and
-    ///   `None`;
+    ///   pod: then, without the runtime's init pid, `None`;
     /// - no namespace pid (the kernel-log source, or a hook that had no task): `None`.
-    pub fn decide_outcome(&self) -> Option<Outcome> {
+    pub fn decide_outcome(&self, init_pid: Option<u32>) -> Option<Outcome> {
         if self.flags.group_kill {
             return Some(Outcome::ContainerExit);
+        }
+        if let (Some(init), Some(tgid)) = (init_pid, self.victim.tgid) {
+            return Some(if tgid == init {
+                Outcome::ContainerExit
+            } else {
+                Outcome::ProcessOnly
+            });
         }
         let level = self.victim.pid_ns_level?;
         if level == 0 {
@@ -663,30 +673,46 @@ mod tests {
     #[test]
     fn outcome_from_namespace_and_group_kill() {
         let mut ev = crate::testutil::event(10);
-        assert_eq!(ev.decide_outcome(), None, "no namespace pid: unknown");
+        assert_eq!(ev.decide_outcome(None), None, "no namespace pid: unknown");
         ev.victim.pid_ns_level = Some(0);
         ev.victim.ns_pid = Some(10);
-        assert_eq!(ev.decide_outcome(), Some(Outcome::Host));
+        assert_eq!(ev.decide_outcome(None), Some(Outcome::Host));
         ev.owner.container = Some(crate::enrich::Container {
             id: "c".repeat(64),
             runtime: "containerd".into(),
             name: None,
         });
-        assert_eq!(ev.decide_outcome(), None, "hostPID container: init unknown");
+        assert_eq!(
+            ev.decide_outcome(None),
+            None,
+            "hostPID container: init unknown"
+        );
+        ev.victim.tgid = Some(10);
+        assert_eq!(
+            ev.decide_outcome(Some(10)),
+            Some(Outcome::ContainerExit),
+            "the runtime names it the init"
+        );
+        assert_eq!(ev.decide_outcome(Some(3)), Some(Outcome::ProcessOnly));
         ev.victim.pid_ns_level = Some(1);
-        assert_eq!(ev.decide_outcome(), Some(Outcome::ProcessOnly));
+        assert_eq!(ev.decide_outcome(None), Some(Outcome::ProcessOnly));
         ev.victim.ns_pid = Some(1);
-        assert_eq!(ev.decide_outcome(), Some(Outcome::ContainerExit));
+        assert_eq!(ev.decide_outcome(None), Some(Outcome::ContainerExit));
+        // A shared pid namespace: pid 1 is the pause process, the runtime knows better.
+        assert_eq!(ev.decide_outcome(Some(3)), Some(Outcome::ProcessOnly));
+        ev.victim.ns_pid = Some(5);
+        assert_eq!(ev.decide_outcome(Some(10)), Some(Outcome::ContainerExit));
+        ev.victim.ns_pid = Some(1);
         ev.victim.ns_pid = Some(7);
         ev.flags.group_kill = true;
         assert_eq!(
-            ev.decide_outcome(),
+            ev.decide_outcome(None),
             Some(Outcome::ContainerExit),
             "group kill"
         );
         let mut kmsg = crate::testutil::event(10);
         kmsg.flags.group_kill = true;
-        assert_eq!(kmsg.decide_outcome(), Some(Outcome::ContainerExit));
+        assert_eq!(kmsg.decide_outcome(None), Some(Outcome::ContainerExit));
         ev.outcome = Some(Outcome::ProcessOnly);
         let v = serde_json::to_value(&ev).unwrap();
         assert_eq!(v["outcome"], "process_only");

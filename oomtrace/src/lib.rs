@@ -3,7 +3,8 @@
 //! The data path, in module order:
 //! kernel programs (`oomtrace-ebpf`, one module per hook) → [`probes`] (load, attach, hand over
 //! the locations resolved in [`kernel`]) → ring buffer → [`decode`] (length-checked) →
-//! [`event`] → [`enrich`] (cgroup → container → pod / systemd unit) → [`sink`]s. [`daemon`] runs it; [`cli`] is the command line.
+//! [`event`] → [`enrich`] (cgroup → container → pod / systemd unit) → [`sink`]s; the victims'
+//! exits in [`exits`]. [`daemon`] runs it; [`cli`] is the command line.
 
 pub mod check;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod daemon;
 pub mod decode;
 pub mod enrich;
 pub mod event;
+pub mod exits;
 pub mod http;
 pub mod kernel;
 pub mod loss;

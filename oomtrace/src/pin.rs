@@ -2,10 +2,10 @@
 //! hooks stay attached and keep writing while no daemon runs; the next daemon reuses the pinned
 //! ring and delivers what waited there (flagged `delivered_late`).
 //!
-//! Layout: `<root>/<layout id>/{events, counters, reported, link-victim-<hook>, link-context-<hook>,
-//! link-return-<hook>}`, root `/sys/fs/bpf/oomtrace`. The layout id is the record version and a
-//! hash of the embedded eBPF object, so a daemon only ever reuses programs built from the very
-//! same object: it can decode their records.
+//! Layout: `<root>/<layout id>/{events, counters, reported, link-victim-<hook>,
+//! link-context-<hook>, link-return-<hook>, link-exit-<hook>}`, root `/sys/fs/bpf/oomtrace`. The
+//! layout id is the record version and a hash of the embedded eBPF object, so a daemon only ever
+//! reuses programs built from the very same object: it can decode their records.
 //!
 //! Replacing another build safely: under an exclusive lock on the root (`flock`, so two daemons
 //! never share one ring), every pin set with another layout id is removed first — its links
@@ -118,9 +118,10 @@ impl Reused {
                 .to_string()
         };
         format!(
-            "victim={} context={} (pinned)",
+            "victim={} context={} exit={} (pinned)",
             hook("victim"),
-            hook("context")
+            hook("context"),
+            hook("exit")
         )
     }
 }

@@ -9,6 +9,7 @@ use crate::{
     decode::{self, Record},
     enrich::Enricher,
     event::{Event, System},
+    exits::ExitTracker,
     kernel::gfp::GfpTable,
     sink::Sinks,
 };
@@ -28,6 +29,9 @@ pub struct Stats {
     /// OOMs since start that were group kills (`memory.oom.group`).
     pub group_kill_ooms: u64,
     pub decode_errors: u64,
+    /// Victim exits seen, and victims reported as slow to exit.
+    pub exits: u64,
+    pub slow_exits: u64,
 }
 
 pub struct Pipeline {
@@ -46,6 +50,8 @@ pub struct Pipeline {
     /// Memory cgroups of the victims delivered since the last drain (not group kills), for
     /// per-cgroup reconciliation.
     pub recent_cgroups: Vec<String>,
+    /// Victims waiting to exit; None when no exit hook is attached.
+    exits: Option<ExitTracker>,
 }
 
 impl Pipeline {
@@ -70,6 +76,37 @@ impl Pipeline {
             stats: Stats::default(),
             started_boot_ns: crate::clock::boot_ns_now(),
             recent_cgroups: Vec::new(),
+            exits: None,
+        }
+    }
+
+    /// Follow the victims' exits (Some when an exit hook is attached): `victim_exit` lines, and
+    /// `victim_slow_exit` for a victim still alive `timeout` after its kill.
+    #[must_use]
+    pub fn with_exit_tracking(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.exits = timeout.map(ExitTracker::new);
+        self
+    }
+
+    /// True while a victim may still become overdue: the event loop only wakes up to check
+    /// then (an idle daemon does not wake).
+    pub fn exits_to_watch(&self) -> bool {
+        self.exits
+            .as_ref()
+            .is_some_and(crate::exits::ExitTracker::watching)
+    }
+
+    /// Writes `victim_slow_exit` for the victims overdue at `now_boot_ns` (call it now and then).
+    pub fn check_exits(&mut self, now_boot_ns: u64) {
+        let Some(t) = &mut self.exits else { return };
+        for l in t.overdue(now_boot_ns, &self.node) {
+            log::warn!(
+                "OOM victim pid {} is still alive {} ms after its kill",
+                l.pid,
+                l.after_ms
+            );
+            self.stats.slow_exits += 1;
+            self.sinks.exit(&l);
         }
     }
 
@@ -108,7 +145,11 @@ impl Pipeline {
         {
             oom.owner = self.enricher.attribute(&domain.path);
         }
-        ev.outcome = ev.decide_outcome();
+        let init_pid = match (&ev.owner.container, ev.flags.group_kill) {
+            (Some(c), false) => self.enricher.container_init_pid(c),
+            _ => None,
+        };
+        ev.outcome = ev.decide_outcome(init_pid);
         if ev.limit.is_none()
             && let (Some(mount), Some(cg)) = (&self.memory_mount, &ev.victim.cgroup)
             && let Some((bytes, cgroup)) = crate::kernel::cgroups::memory_limit(mount, &cg.path)
@@ -158,7 +199,35 @@ impl Pipeline {
                 }
                 self.enrich(&mut ev);
                 self.sinks.emit(&ev);
+                if let Some(t) = &mut self.exits
+                    && v.present & oomtrace_common::present::PID != 0
+                {
+                    t.killed(v.pid, ev.victim.tgid.unwrap_or(0), v.header.boot_ns);
+                }
                 Some(ev)
+            }
+            Ok(Record::Exit(x)) => {
+                let lines = match &mut self.exits {
+                    Some(t) => t.exited(&x, &self.node),
+                    // Pinned programs of an earlier daemon may still send them.
+                    None => {
+                        ExitTracker::new(crate::exits::DEFAULT_EXIT_TIMEOUT).exited(&x, &self.node)
+                    }
+                };
+                for l in lines {
+                    if l.kind == "victim_exit" {
+                        self.stats.exits += 1;
+                    } else {
+                        log::warn!(
+                            "OOM victim pid {} was still alive {} ms after its kill",
+                            l.pid,
+                            l.after_ms
+                        );
+                        self.stats.slow_exits += 1;
+                    }
+                    self.sinks.exit(&l);
+                }
+                None
             }
             Ok(Record::Context(c)) => {
                 self.stats.contexts += 1;

@@ -3,7 +3,9 @@
 //! Two roles, each with hooks in order of preference; the first that loads and attaches wins
 //! (or the one forced with `--hooks`):
 //! - `victim` (one record per OOM victim): `tp_btf` → `raw_tracepoint` → `tracepoint`;
-//! - `context` (one record per OOM, `oom_kill_process`): `fentry` → `kprobe` → none.
+//! - `context` (one record per OOM, `oom_kill_process`): `fentry` → `kprobe` → none;
+//! - `exit` (the victims' exits): `tracepoint` on `sched:sched_process_exit`, or none (then no
+//!   `victim_exit` lines).
 //!
 //! Each attempt that fails says why; `oomtrace check` prints them.
 
@@ -149,6 +151,8 @@ pub struct Loaded {
     pub attempts: Vec<Attempt>,
     pub victim: VictimHook,
     pub context: Option<ContextHook>,
+    /// The exit hook (`sched:sched_process_exit`) is attached.
+    pub exit: bool,
     /// Offsets that this kernel could not give (fields depending on them are absent).
     pub missing_offsets: Vec<String>,
 }
@@ -156,9 +160,10 @@ pub struct Loaded {
 impl Loaded {
     pub fn summary(&self) -> String {
         format!(
-            "victim={} context={}",
+            "victim={} context={} exit={}",
             self.victim.name(),
-            self.context.map_or("none", ContextHook::name)
+            self.context.map_or("none", ContextHook::name),
+            if self.exit { "tracepoint" } else { "none" }
         )
     }
 }
@@ -277,7 +282,17 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     );
     let logger = EbpfLogger::init(&mut ebpf).context("setting up aya-log")?;
 
-    let (victim, context, attempts) = attach_all(&mut ebpf, opts, &facts, &offsets)?;
+    let (victim, context, mut attempts) = attach_all(&mut ebpf, opts, &facts, &offsets)?;
+    let r = attach_exit(&mut ebpf, opts.pin);
+    if let Err(e) = &r {
+        log::warn!("no exit hook ({e}): victims' exits are not reported");
+    }
+    let exit = r.is_ok();
+    attempts.push(Attempt {
+        role: "exit",
+        hook: "tracepoint",
+        error: r.err(),
+    });
     if let Some(dir) = opts.pin {
         pin_maps(&ebpf, dir);
     }
@@ -288,8 +303,27 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
         attempts,
         victim,
         context,
+        exit,
         missing_offsets,
     })
+}
+
+/// `tracepoint/sched/sched_process_exit`, for the victims' exits (pinned as `link-exit-tracepoint`).
+fn attach_exit(ebpf: &mut Ebpf, pin: Option<&Path>) -> Result<(), String> {
+    let p: &mut TracePoint = prog(ebpf, "sched_process_exit")?;
+    p.load().map_err(chain)?;
+    let id = p.attach("sched", "sched_process_exit").map_err(chain)?;
+    keep(
+        pin,
+        "exit-tracepoint",
+        aya::features().bpf_perf_link(),
+        || {
+            p.take_link(id)
+                .map_err(chain)
+                .and_then(|l| FdLink::try_from(l).map_err(chain))
+        },
+    );
+    Ok(())
 }
 
 /// Tries the hooks of each role in order of preference (or the forced ones) and attaches the

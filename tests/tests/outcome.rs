@@ -9,7 +9,7 @@ use oomtrace_tests::{
     cgroup::{MemCgroup, Mode},
     daemon::Daemon,
     pidns::{self, ShellInit},
-    require_root, unique,
+    prom, require_root, unique,
 };
 use serde_json::Value;
 
@@ -61,7 +61,41 @@ fn hog_as_pid_1_of_a_pid_namespace() {
         "the host pid is reported as pid: {ev}"
     );
     assert_eq!(ev["outcome"], "container_exit", "{ev}");
+    let exit = victim_exit(&mut d, &ev, "victim_exit");
+    assert!(
+        d.events(|v| v["kind"] == "victim_slow_exit" && v["pid"] == ev["victim"]["pid"])
+            .is_empty(),
+        "gone well within the default 10 s: {exit}"
+    );
     d.stop();
+}
+
+/// The `kind` line (`victim_exit`, `victim_slow_exit`) of the victim of kill event `ev`, checked
+/// against it.
+fn victim_exit(d: &mut Daemon, ev: &Value, kind: &str) -> Value {
+    let pid = ev["victim"]["pid"].clone();
+    let got = d.wait_events(1, Duration::from_secs(10), |v| {
+        v["kind"] == kind && v["pid"] == pid
+    });
+    let Some((_, x)) = got.into_iter().next() else {
+        panic!("no {kind} line for {pid}; stdout: {:?}", d.seen)
+    };
+    assert_eq!(x["tgid"], ev["victim"]["tgid"], "{x}");
+    assert_eq!(x["kill_boot_ns"], ev["boot_ns"], "joins the kill: {x}");
+    assert_eq!(x["node"], ev["node"], "{x}");
+    let after = x["after_ms"].as_f64().expect("after_ms");
+    let (kill, at) = (
+        ev["boot_ns"].as_u64().unwrap(),
+        x["boot_ns"].as_u64().unwrap(),
+    );
+    assert!(at >= kill, "after the kill: {x}");
+    #[expect(clippy::cast_precision_loss, reason = "milliseconds")]
+    let want = (at - kill) as f64 / 1e6;
+    assert!(
+        (after - want).abs() < 0.01,
+        "after_ms {after} = boot_ns difference {want}"
+    );
+    x
 }
 
 #[test]
@@ -98,7 +132,7 @@ fn hog_forked_by_a_shell_that_is_pid_1() {
     let pid = ev["victim"]["pid"].as_u64().expect("pid");
     let line = lines
         .lines()
-        .find(|l| l.contains(&format!(" pid={pid} ")))
+        .find(|l| l.contains(" OOM-KILL ") && l.contains(&format!(" pid={pid} ")))
         .unwrap_or_else(|| panic!("no text line for {pid}: {lines}"));
     assert!(
         line.ends_with(
@@ -219,5 +253,126 @@ fn limit_held_by_the_parent() {
     let (_, ev) = d.victim(pid, Duration::from_secs(10));
     assert_eq!(ev["victim"]["cgroup"]["path"], child_path.as_str(), "{ev}");
     assert_limit(&ev, &parent);
+    d.stop();
+}
+
+/// `--exit-timeout 0`: every victim is "still alive after 0 s": a `victim_slow_exit` line, then
+/// its `victim_exit` line; counted in the metrics.
+#[test]
+fn exit_timeout_zero_warns_then_reports_the_exit() {
+    if !require_root() {
+        return;
+    }
+    let addr = format!("127.0.0.1:{}", prom::free_port());
+    let mut d = Daemon::start(&["run", "--exit-timeout", "0", "--metrics-addr", &addr]);
+    let cg = MemCgroup::create(&unique("oomtrace-slow-exit"), Some(LIMIT));
+    let mut hog = cg.spawn_hog(&[]);
+    let pid = hog.pid();
+    hog.expect_oom_killed(KILL_TIMEOUT);
+    let (_, ev) = d.victim(pid, Duration::from_secs(10));
+    let slow = victim_exit(&mut d, &ev, "victim_slow_exit");
+    assert_eq!(slow["after_ms"], 0.0, "the timeout: {slow}");
+    let exit = victim_exit(&mut d, &ev, "victim_exit");
+    let order: Vec<String> = d
+        .events(|v| v["pid"] == pid)
+        .into_iter()
+        .filter_map(|(_, v)| v["kind"].as_str().map(String::from))
+        .collect();
+    assert_eq!(order, ["victim_slow_exit", "victim_exit"], "{exit}");
+    let (_, text) = prom::http_get(&addr, "/metrics", None);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    // Other kills on the node count too: at least ours.
+    assert!(value("oomtrace_victim_slow_exits_total") >= 1.0, "{text}");
+    assert!(value("oomtrace_victim_exit_seconds_count") >= 1.0, "{text}");
+    d.stop();
+}
+
+/// A containerd task directory under a fixture host root, as the CRI plugin leaves it
+/// (`config.json` with the CRI annotations, containerd `internal/cri/annotations`), with
+/// `init.pid` naming the container's init (the runc shim's pid file).
+fn containerd_task(root: &std::path::Path, uid: &str, id: &str, init: u32) {
+    let task = root.join(format!(
+        "run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}"
+    ));
+    std::fs::create_dir_all(&task).expect("task dir");
+    let config = serde_json::json!({
+        "ociVersion": "1.1.0",
+        "annotations": {
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.container-name": "app",
+            "io.kubernetes.cri.sandbox-name": "shop-0",
+            "io.kubernetes.cri.sandbox-namespace": "shop",
+            "io.kubernetes.cri.sandbox-uid": uid,
+        }
+    });
+    std::fs::write(task.join("config.json"), config.to_string()).expect("config.json");
+    std::fs::write(task.join("init.pid"), init.to_string()).expect("init.pid");
+}
+
+/// A container whose processes share the host's pid namespace (no ns pid to go by): the
+/// runtime's `init.pid` decides. A kill of another process is `process_only`; a kill of the
+/// process it names is `container_exit`.
+#[test]
+fn the_runtime_names_the_init() {
+    if !require_root() {
+        return;
+    }
+    let host = tempfile::tempdir().expect("temp dir");
+    let mut d = Daemon::start(&["run", "--host-root", host.path().to_str().expect("utf-8")]);
+    for (i, victim_is_init) in [false, true].into_iter().enumerate() {
+        let uid = format!("5d2e3f40-0000-4000-8000-{:012x}", std::process::id());
+        let id = format!(
+            "{:064x}",
+            u128::from(std::process::id()) * 0x9e37_79b9_7f4a_7c15 + i as u128
+        );
+        let cg = MemCgroup::create(&format!("kubepods/burstable/pod{uid}/{id}"), Some(LIMIT));
+        let procs = cg.procs_file();
+        // The hog, started through a shell that waits for a line before it execs (so its pid is
+        // known, and written as init.pid, before it allocates anything).
+        let mut sh = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "read go; exec '{}' --procs '{}'",
+                oomtrace_tests::hog_bin().display(),
+                procs.display()
+            ))
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let hog_pid = sh.id();
+        let mut other = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("sleep");
+        std::fs::write(&procs, other.id().to_string()).expect("sleep joins the cgroup");
+        let init = if victim_is_init { hog_pid } else { other.id() };
+        containerd_task(host.path(), &uid, &id, init);
+        std::io::Write::write_all(&mut sh.stdin.take().expect("stdin"), b"go\n").expect("go");
+        let _ = sh.wait();
+        let (_, ev) = d.victim(hog_pid, Duration::from_secs(20));
+        assert_eq!(ev["container"]["id"], id.as_str(), "{ev}");
+        assert_eq!(ev["victim"]["pid_ns_level"], pidns::own_level(), "{ev}");
+        let want = if victim_is_init {
+            "container_exit"
+        } else {
+            "process_only"
+        };
+        assert_eq!(
+            ev["outcome"], want,
+            "init.pid {init}, victim {hog_pid}: {ev}"
+        );
+        let _ = other.kill();
+        let _ = other.wait();
+    }
     d.stop();
 }

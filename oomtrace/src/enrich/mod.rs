@@ -294,6 +294,13 @@ impl Enricher {
         found
     }
 
+    /// The host pid of the container's init, from its runtime's state ([`oci::init_pid`]); not
+    /// cached (it changes when the container restarts). None once the task is gone.
+    #[must_use]
+    pub fn container_init_pid(&self, c: &Container) -> Option<u32> {
+        oci::init_pid(&self.host_root, &c.runtime, &c.id)
+    }
+
     /// Names of a container id, cached. The lock is not held during I/O.
     fn container_facts(
         &self,

@@ -309,6 +309,44 @@ pub fn lookup_crio(host_root: &Path, id: &str) -> Option<OciNames> {
     first_annotations(&crio_configs(host_root, id)).map(|a| crio_names(&a))
 }
 
+/// The host pid of a container's init process, as its runtime recorded it:
+///
+/// | runtime | file |
+/// | --- | --- |
+/// | containerd (CRI: namespace `k8s.io`; Docker: `moby`) | `run/containerd/io.containerd.runtime.v2.task/<namespace>/<id>/init.pid` (the runc shim's `InitPidFile`, containerd `pkg/process/init.go`) |
+/// | CRI-O | `run/containers/storage/overlay-containers/<id>/userdata/pidfile` (conmon's `--container-pidfile`) |
+///
+/// `runtime` is `Container::runtime` (`containerd`, `docker`, `cri-o`); other runtimes and a
+/// missing or unreadable file (the task is already gone) give None.
+#[must_use]
+pub fn init_pid(host_root: &Path, runtime: &str, id: &str) -> Option<u32> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let path = match runtime {
+        "containerd" => host_root
+            .join(CONTAINERD_TASK_DIR)
+            .join(CONTAINERD_K8S_NAMESPACE)
+            .join(id)
+            .join("init.pid"),
+        "docker" => host_root
+            .join(CONTAINERD_TASK_DIR)
+            .join(CONTAINERD_DOCKER_NAMESPACE)
+            .join(id)
+            .join("init.pid"),
+        "cri-o" => host_root
+            .join(CRIO_RUN_DIR)
+            .join(id)
+            .join("userdata/pidfile"),
+        _ => return None,
+    };
+    let mut text = String::new();
+    File::open(&path)
+        .and_then(|f| f.take(32).read_to_string(&mut text))
+        .ok()?;
+    text.trim().parse().ok().filter(|p| *p > 0)
+}
+
 /// Fixture trees in the runtimes' layouts, shared with the enricher's tests.
 #[cfg(test)]
 pub(crate) mod fixture {
@@ -609,5 +647,32 @@ mod tests {
         assert!(!docker_task_exists(tmp.path(), ID));
         fs::create_dir_all(tmp.path().join(CONTAINERD_TASK_DIR).join("moby").join(ID)).unwrap();
         assert!(docker_task_exists(tmp.path(), ID));
+    }
+
+    #[test]
+    fn init_pid_files_of_each_runtime() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        assert_eq!(init_pid(root, "containerd", ID), None, "no task");
+        let k8s = root.join(CONTAINERD_TASK_DIR).join("k8s.io").join(ID);
+        fs::create_dir_all(&k8s).unwrap();
+        fs::write(k8s.join("init.pid"), "4242").unwrap();
+        assert_eq!(init_pid(root, "containerd", ID), Some(4242));
+        let moby = root.join(CONTAINERD_TASK_DIR).join("moby").join(ID);
+        fs::create_dir_all(&moby).unwrap();
+        fs::write(moby.join("init.pid"), "77\n").unwrap();
+        assert_eq!(init_pid(root, "docker", ID), Some(77));
+        let crio = root.join(CRIO_RUN_DIR).join(ID).join("userdata");
+        fs::create_dir_all(&crio).unwrap();
+        fs::write(crio.join("pidfile"), "99").unwrap();
+        assert_eq!(init_pid(root, "cri-o", ID), Some(99));
+        assert_eq!(init_pid(root, "podman", ID), None);
+        assert_eq!(
+            init_pid(root, "containerd", "../../etc"),
+            None,
+            "ids are hex only"
+        );
+        fs::write(k8s.join("init.pid"), "garbage").unwrap();
+        assert_eq!(init_pid(root, "containerd", ID), None);
     }
 }

@@ -37,6 +37,10 @@ impl<W: Out> Sink for JsonLines<W> {
     fn lost(&mut self, rec: &crate::event::Lost) -> std::io::Result<()> {
         self.line(rec)
     }
+
+    fn exit(&mut self, rec: &crate::exits::VictimExit) -> std::io::Result<()> {
+        self.line(rec)
+    }
 }
 
 impl<W: Write + Send> JsonLines<W> {

@@ -19,6 +19,7 @@ use prometheus_client::{
         counter::{ConstCounter, Counter},
         family::Family,
         gauge::Gauge,
+        histogram::Histogram,
     },
     registry::Registry,
 };
@@ -216,6 +217,8 @@ pub struct MetricsSink {
     folded: Counter,
     last: Gauge<f64, AtomicU64>,
     events: Family<HookLabels, Counter>,
+    exit_seconds: Histogram,
+    slow_exits: Counter,
 }
 
 impl Sink for MetricsSink {
@@ -246,7 +249,22 @@ impl Sink for MetricsSink {
         self.last.set(secs);
         Ok(())
     }
+
+    fn exit(&mut self, rec: &crate::exits::VictimExit) -> std::io::Result<()> {
+        if rec.kind == "victim_exit" {
+            self.exit_seconds.observe(rec.seconds());
+        } else {
+            self.slow_exits.inc();
+        }
+        Ok(())
+    }
 }
+
+/// Buckets of `oomtrace_victim_exit_seconds`: a killed task usually goes within milliseconds; a
+/// victim stuck in the kernel takes seconds or never goes.
+const EXIT_BUCKETS: [f64; 12] = [
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0,
+];
 
 /// Builds the registry and the sink that feeds it. `counters`: the BPF `COUNTERS` map.
 pub fn build(
@@ -279,6 +297,18 @@ pub fn build(
         "Victim events delivered, by the hook that saw them.",
         events.clone(),
     );
+    let exit_seconds = Histogram::new(EXIT_BUCKETS);
+    r.register(
+        "oomtrace_victim_exit_seconds",
+        "Time from an OOM victim's kill to its exit (sched_process_exit), in seconds.",
+        exit_seconds.clone(),
+    );
+    let slow_exits = Counter::default();
+    r.register(
+        "oomtrace_victim_slow_exits",
+        "OOM victims still alive --exit-timeout after their kill (a victim_slow_exit line each).",
+        slow_exits.clone(),
+    );
     let attached = Family::<AttachLabels, Gauge>::default();
     for a in attempts {
         attached
@@ -308,6 +338,8 @@ pub fn build(
         folded,
         last,
         events,
+        exit_seconds,
+        slow_exits,
     };
     (r, sink)
 }
@@ -414,6 +446,38 @@ mod tests {
         );
         assert!(t.contains("oomtrace_kernel_oom_kills_total"), "{t}");
         assert!(t.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn exits_are_a_histogram_and_slow_ones_a_counter() {
+        let (r, mut s) = build(10, &[], crate::loss::Accounting::shared(None, None));
+        let mut t = crate::exits::ExitTracker::new(std::time::Duration::ZERO);
+        t.killed(1, 1, 1_000);
+        let rec = oomtrace_common::ExitRecord {
+            header: oomtrace_common::RecordHeader {
+                kind: oomtrace_common::kind::EXIT,
+                version: oomtrace_common::RECORD_VERSION,
+                size: 24,
+                boot_ns: 2_001_000,
+            },
+            pid: 1,
+            tgid: 1,
+            kill_boot_ns: 1_000,
+        };
+        for l in t.exited(&rec, "n") {
+            s.exit(&l).unwrap();
+        }
+        let t = openmetrics(&r);
+        assert!(t.contains("oomtrace_victim_exit_seconds_count 1"), "{t}");
+        assert!(
+            t.contains(r#"oomtrace_victim_exit_seconds_bucket{le="0.005"} 1"#),
+            "2 ms: {t}"
+        );
+        assert!(
+            t.contains(r#"oomtrace_victim_exit_seconds_bucket{le="0.001"} 0"#),
+            "{t}"
+        );
+        assert!(t.contains("oomtrace_victim_slow_exits_total 1"), "{t}");
     }
 
     #[test]

@@ -88,6 +88,11 @@ pub trait Sink: Send {
     }
     /// Finishes what is pending, waiting until `deadline` at most.
     fn close(&mut self, _deadline: std::time::Instant) {}
+    /// Reports a victim's exit, or that it is slow to exit. Sinks that have no way to say it
+    /// ignore it.
+    fn exit(&mut self, _rec: &crate::exits::VictimExit) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Every configured sink.
@@ -147,6 +152,15 @@ impl Sinks {
             if let Err(e) = s.reopen() {
                 self.errors += 1;
                 log::warn!("sink {}: reopening: {e}", s.name());
+            }
+        }
+    }
+
+    pub fn exit(&mut self, rec: &crate::exits::VictimExit) {
+        for s in &mut self.all {
+            if let Err(e) = s.exit(rec) {
+                self.errors += 1;
+                log::warn!("sink {}: writing a {} line: {e}", s.name(), rec.kind);
             }
         }
     }

@@ -25,6 +25,7 @@ use crate::event::{Event, Lost};
 enum Msg {
     Event(Box<Event>),
     Lost(Box<Lost>),
+    Exit(Box<crate::exits::VictimExit>),
     /// Wakes the writer; the request itself is [`Shared::reopen`].
     Reopen,
 }
@@ -111,6 +112,12 @@ fn write_loop(sink: &mut dyn Sink, rx: &Receiver<Msg>, shared: &Shared, node: &s
                 }
             }
             Msg::Lost(rec) => write_lost(sink, shared, &rec),
+            Msg::Exit(rec) => {
+                if let Err(e) = sink.exit(&rec) {
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                    log::warn!("sink {}: writing a {} line: {e}", sink.name(), rec.kind);
+                }
+            }
             Msg::Reopen => {}
         }
         let pending = std::mem::take(
@@ -163,6 +170,15 @@ impl Sink for Queued {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push(*rec);
+        }
+        Ok(())
+    }
+
+    /// Queues the exit line; when the queue is full, drops it and counts it like an event.
+    fn exit(&mut self, rec: &crate::exits::VictimExit) -> std::io::Result<()> {
+        if self.send(Msg::Exit(Box::new(rec.clone()))).is_err() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            self.stalled.inc();
         }
         Ok(())
     }

@@ -61,6 +61,13 @@ impl<W: Out> Sink for TextLines<W> {
         self.out.write_all(line.as_bytes())?;
         self.out.flush()
     }
+
+    fn exit(&mut self, rec: &crate::exits::VictimExit) -> std::io::Result<()> {
+        let mut line = exit_line(rec);
+        line.push('\n');
+        self.out.write_all(line.as_bytes())?;
+        self.out.flush()
+    }
 }
 
 const MIB: u64 = 1 << 20;
@@ -94,6 +101,27 @@ fn seconds(time: &str) -> String {
         Some((s, _)) => format!("{s}Z"),
         None => time.to_string(),
     }
+}
+
+/// `2026-11-25T06:12:15Z VICTIM-EXIT pid=2469 after=2.5ms`, or `… VICTIM-SLOW-EXIT pid=2469 still
+/// alive after=10000ms`.
+pub fn exit_line(rec: &crate::exits::VictimExit) -> String {
+    let what = if rec.kind == "victim_exit" {
+        "VICTIM-EXIT"
+    } else {
+        "VICTIM-SLOW-EXIT"
+    };
+    let alive = if rec.kind == "victim_exit" {
+        ""
+    } else {
+        " still alive"
+    };
+    format!(
+        "{} {what} pid={}{alive} after={}ms",
+        seconds(&rec.time),
+        rec.pid,
+        rec.after_ms
+    )
 }
 
 /// The line, without its newline. Fields that are unknown are left out.
