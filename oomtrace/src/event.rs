@@ -490,25 +490,40 @@ impl Event {
             already_exiting: exiting || self_marked,
             context_missing: ctx.is_none(),
         };
+        let mut ev = Self::kill(hook_name(r.hook), r.header.boot_ns, node, victim, flags);
+        ev.context_id = ctx.map(|c| c.seq);
+        ev.trigger = trigger;
+        ev.oom = ctx.map(|c| Oom::from_context(c, sys, gfp));
+        ev.with_context_limit().with_victim_limit(r, sys)
+    }
+
+    /// The one constructor of an `oom_kill` event, for every source (the ring's records, the
+    /// kernel log): what each source knows beyond the victim is set on it afterwards.
+    pub fn kill(
+        hook: &'static str,
+        boot_ns: u64,
+        node: &str,
+        victim: Victim,
+        flags: Flags,
+    ) -> Self {
         Self {
             kind: "oom_kill",
             schema: SCHEMA,
-            time: clock::rfc3339(clock::boot_to_unix_ns(r.header.boot_ns)),
-            boot_ns: r.header.boot_ns,
+            time: clock::rfc3339(clock::boot_to_unix_ns(boot_ns)),
+            boot_ns,
             node: node.to_string(),
-            hook: hook_name(r.hook),
+            hook,
+            // Set by the pipeline (`Event::decide_outcome`), after attribution.
             outcome: None,
-            context_id: ctx.map(|c| c.seq),
+            context_id: None,
             victim,
-            trigger,
-            oom: ctx.map(|c| Oom::from_context(c, sys, gfp)),
+            trigger: None,
+            oom: None,
             flags,
             delivered_late: false,
             owner: crate::enrich::Attribution::default(),
             limit: None,
         }
-        .with_context_limit()
-        .with_victim_limit(r, sys)
     }
 
     /// The [`Outcome`], from what the event knows (call it after attribution). `init_pid`: the

@@ -27,7 +27,7 @@ use prometheus_client::metrics::counter::Counter;
 use super::kmsg_parse::{KmsgKill, OomAssembler, parse_oom_line, parse_record};
 use crate::{
     enrich::Attribution,
-    event::{Cgroup, Event, Flags, Oom, SCHEMA, System, Victim},
+    event::{Cgroup, Event, Flags, Oom, System, Victim},
     kernel::gfp::GfpTable,
 };
 
@@ -162,28 +162,14 @@ pub fn event(k: &KmsgKill, sys: &System, gfp: &GfpTable, node: &str) -> Event {
     });
     // The log's timestamps are the kernel's local clock (µs since boot, not counting suspend).
     let boot_ns = k.ts_usec.saturating_mul(1000);
-    Event {
-        kind: "oom_kill",
-        schema: SCHEMA,
-        time: crate::clock::rfc3339(crate::clock::boot_to_unix_ns(boot_ns)),
-        boot_ns,
-        node: node.to_string(),
-        hook: "kmsg",
-        // Set by the pipeline (`Event::decide_outcome`): only a group kill is known here.
-        outcome: None,
-        context_id: None,
-        victim,
-        trigger: None,
-        flags: Flags {
-            group_kill: k.oom_group.is_some(),
-            already_exiting: false,
-            context_missing: oom.is_none(),
-        },
-        oom,
-        limit: None,
-        delivered_late: false,
-        owner: Attribution::default(),
-    }
+    let flags = Flags {
+        group_kill: k.oom_group.is_some(),
+        already_exiting: false,
+        context_missing: oom.is_none(),
+    };
+    let mut ev = Event::kill("kmsg", boot_ns, node, victim, flags);
+    ev.oom = oom;
+    ev
 }
 
 #[cfg(test)]
