@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod decode;
 pub mod enrich;
 pub mod event;
+pub mod health;
 pub mod http;
 pub mod kernel;
 pub mod loss;
