@@ -168,6 +168,12 @@ pub struct RunArgs {
     /// are counted under pod="_other". Default 1000.
     #[arg(long, value_name = "N", env = "OOMTRACE_METRICS_MAX_SERIES")]
     pub metrics_max_series: Option<usize>,
+
+    /// /healthz answers 503 once the loop that drains the ring has been busy this long without
+    /// coming back to wait (`30s`, `2m`): stuck, not idle (a node without kills is healthy).
+    /// Default 30s.
+    #[arg(long, value_name = "DURATION", env = "OOMTRACE_HEALTHZ_STALL", value_parser = crate::config::parse_duration)]
+    pub healthz_stall: Option<std::time::Duration>,
 }
 
 /// `oomtrace trace`: which kills to show and when to stop.

@@ -77,6 +77,8 @@ pub struct MetricsFile {
     /// Enables the endpoint on this address.
     pub addr: Option<String>,
     pub max_series: Option<usize>,
+    /// `/healthz` answers 503 once the drain loop has been busy this long (`"30s"`).
+    pub healthz_stall: Option<String>,
 }
 
 impl FileConfig {
@@ -176,6 +178,9 @@ impl fmt::Display for OutputSpec {
 pub struct MetricsSettings {
     pub addr: SocketAddr,
     pub max_series: usize,
+    /// `/healthz` says 503 when the drain loop has been busy (not back to waiting on the ring)
+    /// for longer than this.
+    pub healthz_stall: std::time::Duration,
 }
 
 /// What flags and environment gave (clap merges those two; `None` = neither).
@@ -187,6 +192,7 @@ pub struct Overrides {
     pub outputs: Vec<OutputSpec>,
     pub metrics_addr: Option<String>,
     pub max_series: Option<usize>,
+    pub healthz_stall: Option<std::time::Duration>,
 }
 
 /// Settings after merging, checked.
@@ -273,12 +279,30 @@ impl Settings {
                 msg: "must be at least 1".into(),
             });
         }
+        let healthz_stall = match (o.healthz_stall, fm.healthz_stall) {
+            (Some(d), _) => d,
+            (None, Some(s)) => parse_duration(&s).map_err(|msg| ConfigError::Value {
+                key: "metrics.healthz_stall".into(),
+                msg,
+            })?,
+            (None, None) => crate::health::DEFAULT_STALL,
+        };
+        if healthz_stall.is_zero() {
+            return Err(ConfigError::Value {
+                key: "metrics.healthz_stall".into(),
+                msg: "must be longer than 0".into(),
+            });
+        }
         Ok(Self {
             ring_size,
             queue_size,
             hooks,
             outputs,
-            metrics: addr.map(|addr| MetricsSettings { addr, max_series }),
+            metrics: addr.map(|addr| MetricsSettings {
+                addr,
+                max_series,
+                healthz_stall,
+            }),
         })
     }
 
@@ -393,6 +417,12 @@ mod tests {
         assert!(e.contains("hooks"), "{e}");
         let e = bad("queue_size = 0").unwrap_err().to_string();
         assert!(e.contains("queue_size"), "{e}");
+        let e = bad("[metrics]\naddr = \"127.0.0.1:1\"\nhealthz_stall = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metrics.healthz_stall"), "{e}");
+        let s = bad("[metrics]\naddr = \"127.0.0.1:1\"\nhealthz_stall = \"90s\"\n").unwrap();
+        assert_eq!(s.metrics.unwrap().healthz_stall.as_secs(), 90);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
 };
 use aya_log::EbpfLogger;
+use prometheus_client::registry::Registry;
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
@@ -29,6 +30,7 @@ use crate::{
     config::{ConfigError, Format, OutputSpec, Overrides, Settings, Target},
     enrich::Enricher,
     event::{Event, Lost, System},
+    health::{Health, VictimHold},
     kernel::{cgroups, gfp, tracefs},
     loss::Accounting,
     pin,
@@ -68,6 +70,8 @@ enum Input {
         ring: AsyncFd<RingBuf<MapData>>,
         /// aya-log's reader (None for reused pinned programs: their log lines are not read).
         logs: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
+        /// Links whose pinning failed: their hooks stay attached while these live.
+        _held: Vec<aya::programs::links::FdLink>,
     },
     /// The kernel log (fallback).
     Kmsg(KmsgSource),
@@ -83,6 +87,8 @@ struct Attached {
     summary: String,
     /// Loss counters and reconciliation, shared with the metrics endpoint.
     acct: Arc<Mutex<Accounting>>,
+    /// What keeps the victim hook attached (for `/healthz`).
+    victim_hold: VictimHold,
 }
 
 /// Start-up parses the kernel's BTF (several MiB) and then frees it; hand that memory back to
@@ -240,6 +246,17 @@ fn attach_pinned(
         "reusing the pinned hooks and ring in {}: {summary}",
         dir.display()
     );
+    let victim_link = r
+        .links
+        .iter()
+        .find(|l| l.starts_with("victim-"))
+        .map(|l| dir.join(format!("link-{l}")))
+        .context("the pinned set has no victim link")?;
+    let id = pin::pinned_link_id(&victim_link).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let victim_hold = VictimHold::Pinned {
+        path: victim_link,
+        id,
+    };
     // SAFETY: the ring owns its map fd for as long as it lives.
     let ring = unsafe { AsyncFd::register_with_interest(r.ring, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("registering the pinned ring buffer: {e}"))?;
@@ -266,13 +283,48 @@ fn attach_pinned(
             _ebpf: None,
             ring,
             logs: None,
+            _held: Vec::new(),
         },
         _pin_lock: lock,
         pipeline,
         attempts,
         summary,
         acct: Accounting::shared(r.counters, r.reported),
+        victim_hold,
     })
+}
+
+/// The kernel-log source (`--source kmsg`, or BPF unusable).
+fn attach_kmsg(mode: cgroups::CgroupMode, pipeline: Pipeline) -> anyhow::Result<Attached> {
+    let src = KmsgSource::open().with_context(|| format!("opening {}", source::kmsg::DEV_KMSG))?;
+    log::info!(
+        "source: kernel log ({}), memory cgroups: {mode:?}",
+        source::kmsg::DEV_KMSG
+    );
+    Ok(Attached {
+        input: Input::Kmsg(src),
+        _pin_lock: None,
+        pipeline,
+        attempts: vec![Attempt {
+            role: "victim",
+            hook: "kmsg",
+            error: None,
+        }],
+        summary: "source=kmsg".into(),
+        acct: Accounting::shared(None, None),
+        victim_hold: VictimHold::Process,
+    })
+}
+
+/// Pinned: only the pin keeps the victim hook; otherwise this process does.
+fn victim_hold(pinned: &[probes::PinnedHook]) -> VictimHold {
+    pinned
+        .iter()
+        .find(|p| p.name.starts_with("victim-"))
+        .map_or(VictimHold::Process, |p| VictimHold::Pinned {
+            path: p.path.clone(),
+            id: p.id,
+        })
 }
 
 fn attach(
@@ -337,24 +389,10 @@ fn attach(
         },
     };
     let Some((tracefs, mut loaded)) = bpf else {
-        let src =
-            KmsgSource::open().with_context(|| format!("opening {}", source::kmsg::DEV_KMSG))?;
-        log::info!(
-            "source: kernel log ({}), memory cgroups: {mode:?}",
-            source::kmsg::DEV_KMSG
+        return attach_kmsg(
+            mode,
+            make_pipeline(gfp::load(Path::new(tracefs::TRACEFS)), false, false, sinks),
         );
-        return Ok(Attached {
-            input: Input::Kmsg(src),
-            _pin_lock: None,
-            pipeline: make_pipeline(gfp::load(Path::new(tracefs::TRACEFS)), false, false, sinks),
-            attempts: vec![Attempt {
-                role: "victim",
-                hook: "kmsg",
-                error: None,
-            }],
-            summary: "source=kmsg".into(),
-            acct: Accounting::shared(None, None),
-        });
     };
     for a in loaded.attempts.iter().filter(|a| a.error.is_some()) {
         log::info!("not used: {a}");
@@ -371,10 +409,12 @@ fn attach(
     let logs = unsafe { AsyncFd::register_with_interest(loaded.logger, Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("registering the log ring: {e}"))?;
     Ok(Attached {
+        victim_hold: victim_hold(&loaded.pinned),
         input: Input::Bpf {
             _ebpf: Some(loaded.ebpf),
             ring,
             logs: Some(logs),
+            _held: loaded.held,
         },
         _pin_lock: prepared.map(|p| p.lock),
         pipeline: make_pipeline(gfp::load(&tracefs), context_hook, loaded.exit, sinks),
@@ -391,6 +431,7 @@ async fn pump(
     t: &mut Attached,
     stop: &CancellationToken,
     hup: &Notify,
+    health: &Health,
     on_event: &mut dyn FnMut(&Event) -> Flow,
 ) -> anyhow::Result<Ended> {
     let Attached {
@@ -409,9 +450,11 @@ async fn pump(
     let mut exit_check = tokio::time::interval(Duration::from_millis(250));
     exit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ended = 'outer: loop {
+        health.waiting();
         match input {
             Input::Bpf { ring, logs, .. } => tokio::select! {
                 guard = ring.readable_mut() => {
+                    health.woke();
                     let mut guard = guard.context("waiting on the ring buffer")?;
                     let r = guard.get_inner_mut();
                     while let Some(item) = r.next() {
@@ -427,16 +470,18 @@ async fn pump(
                 }
                 _ = exit_check.tick(), if pipeline.exits_to_watch() => pipeline.check_exits(crate::clock::boot_ns_now()),
                 guard = async { match logs.as_mut() { Some(l) => l.readable_mut().await, None => std::future::pending().await } } => {
+                    health.woke();
                     let mut guard = guard.context("waiting on the log ring")?;
                     guard.get_inner_mut().flush();
                     guard.clear_ready();
                 }
-                () = hup.notified() => pipeline.sinks.reopen(),
-                () = check.notified() => account(pipeline, acct),
+                () = hup.notified() => { health.woke(); pipeline.sinks.reopen(); }
+                () = check.notified() => { health.woke(); account(pipeline, acct); }
                 () = stop.cancelled() => break Ended::Cancelled,
             },
             Input::Kmsg(src) => tokio::select! {
                 kills = src.next_kills() => {
+                    health.woke();
                     for k in kills.context("reading /dev/kmsg")? {
                         let ev = source::kmsg::event(&k, pipeline.system(), pipeline.gfp(), pipeline.node());
                         let ev = pipeline.handle_event(ev);
@@ -446,12 +491,13 @@ async fn pump(
                     }
                     account(pipeline, acct);
                 }
-                () = hup.notified() => pipeline.sinks.reopen(),
-                () = check.notified() => account(pipeline, acct),
+                () = hup.notified() => { health.woke(); pipeline.sinks.reopen(); }
+                () = check.notified() => { health.woke(); account(pipeline, acct); }
                 () = stop.cancelled() => break Ended::Cancelled,
             },
         }
     };
+    health.woke();
     if let Input::Bpf { ring, logs, .. } = input {
         if ended == Ended::Cancelled {
             // Whatever the kernel wrote before we stopped still goes out.
@@ -505,11 +551,38 @@ fn open_sinks(outputs: &[OutputSpec], queue_size: usize) -> anyhow::Result<Sinks
 /// How long exiting waits for the outputs to write what they have queued.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
-fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ConfigError> {
-    let l = std::net::TcpListener::bind(addr)
+fn bind(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, ConfigError> {
+    std::net::TcpListener::bind(addr)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|source| ConfigError::Bind { addr, source })?;
-    tokio::net::TcpListener::from_std(l).map_err(|source| ConfigError::Bind { addr, source })
+        .map_err(|source| ConfigError::Bind { addr, source })
+}
+
+/// Serves `/metrics` and `/healthz` on a thread of its own (its own runtime), so `/healthz`
+/// still answers while the drain loop is stuck.
+fn serve_on_own_thread(
+    listener: std::net::TcpListener,
+    registry: Registry,
+    health: Arc<Health>,
+    refused: prometheus_client::metrics::counter::Counter,
+    stop: CancellationToken,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the metrics server's runtime")?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        crate::http::serve(l, Arc::new(registry), health, refused, stop).await;
+                    }
+                    Err(e) => log::error!("metrics: registering the listener: {e}"),
+                }
+            });
+        })
+        .context("starting the metrics server's thread")
 }
 
 /// `oomtrace run`.
@@ -522,6 +595,7 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
             outputs: args.outputs.clone(),
             metrics_addr: args.metrics_addr.clone(),
             max_series: args.metrics_max_series,
+            healthz_stall: args.healthz_stall,
             ..overrides(&args.attach)
         },
     )?;
@@ -530,6 +604,12 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
 
     let pin_root = (!args.no_pin).then_some(args.pin_dir.as_path());
     let mut t = attach(&args.attach, &settings, sinks, log_level, pin_root)?;
+    let health = Arc::new(Health::new(
+        t.victim_hold.clone(),
+        settings
+            .metrics
+            .map_or(crate::health::DEFAULT_STALL, |m| m.healthz_stall),
+    ));
     let mut server = None;
     if let (Some(m), Some(listener)) = (settings.metrics, listener) {
         let (mut registry, msink) = metrics::build(m.max_series, &t.attempts, t.acct.clone());
@@ -544,12 +624,13 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
         crate::http::register_refused(&mut registry, refused.clone());
         t.pipeline.sinks.push(Box::new(msink));
         log::info!("metrics on http://{}/metrics", m.addr);
-        server = Some(tokio::spawn(crate::http::serve(
+        server = Some(serve_on_own_thread(
             listener,
-            Arc::new(registry),
+            registry,
+            health.clone(),
             refused,
             stop.clone(),
-        )));
+        )?);
     }
     let outputs: Vec<String> = settings.outputs.iter().map(ToString::to_string).collect();
     log::info!("outputs: {}", outputs.join(", "));
@@ -557,13 +638,13 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     release_startup_memory();
     eprintln!("ready: attached {}", t.summary);
 
-    let r = pump(&mut t, &stop, &hup, &mut |_| Flow::Continue).await;
+    let r = pump(&mut t, &stop, &hup, &health, &mut |_| Flow::Continue).await;
     t.pipeline
         .sinks
         .close(std::time::Instant::now() + CLOSE_WAIT);
     stop.cancel();
     if let Some(s) = server {
-        let _ = s.await;
+        let _ = s.join();
     }
     r.map(|_| ())
 }
@@ -654,7 +735,8 @@ pub async fn trace(args: &TraceArgs, log_level: log::LevelFilter) -> anyhow::Res
     release_startup_memory();
     eprintln!("ready: attached {}", t.summary);
     let mut seen = 0u64;
-    let ended = pump(&mut t, &stop, &hup, &mut |ev| {
+    let health = Health::new(t.victim_hold.clone(), crate::health::DEFAULT_STALL);
+    let ended = pump(&mut t, &stop, &hup, &health, &mut |ev| {
         if !filter.matches(ev) {
             return Flow::Continue;
         }

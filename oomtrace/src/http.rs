@@ -22,7 +22,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::sink::metrics;
+use crate::{health::Health, sink::metrics};
 
 const MAX_REQUEST: usize = 8 * 1024;
 /// Connections open at once; beyond that, the oldest idle one (else the new one) is closed and
@@ -66,6 +66,7 @@ fn lock(open: &Mutex<Open>) -> std::sync::MutexGuard<'_, Open> {
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
+    health: Arc<Health>,
     refused: Counter,
     stop: CancellationToken,
 ) {
@@ -102,10 +103,10 @@ pub async fn serve(
                         o.idle.push_back((id, cancel.clone()));
                         (id, cancel)
                     };
-                    let (registry, open) = (registry.clone(), open.clone());
+                    let (registry, health, open) = (registry.clone(), health.clone(), open.clone());
                     tokio::spawn(async move {
                         let busy = || lock(&open).forget_idle(id);
-                        if let Err(e) = handle(conn, &registry, &cancel, busy).await {
+                        if let Err(e) = handle(conn, &registry, &health, &cancel, busy).await {
                             log::debug!("metrics connection: {e}");
                         }
                         let mut o = lock(&open);
@@ -123,7 +124,11 @@ pub async fn serve(
 }
 
 /// The response to a request head: (status line, content type, body).
-pub fn respond(head: &str, registry: &Registry) -> (&'static str, &'static str, String) {
+pub fn respond(
+    head: &str,
+    registry: &Registry,
+    health: &Health,
+) -> (&'static str, &'static str, String) {
     let mut lines = head.split("\r\n");
     let mut first = lines.next().unwrap_or("").split(' ');
     let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
@@ -148,7 +153,10 @@ pub fn respond(head: &str, registry: &Registry) -> (&'static str, &'static str, 
                 ("200 OK", PROMETHEUS_TEXT, metrics::prometheus_text(&om))
             }
         }
-        "/healthz" => ("200 OK", "text/plain", "ok\n".into()),
+        "/healthz" => match health.check() {
+            Ok(()) => ("200 OK", "text/plain", "ok\n".into()),
+            Err(why) => ("503 Service Unavailable", "text/plain", why + "\n"),
+        },
         _ => (
             "404 Not Found",
             "text/plain",
@@ -161,6 +169,7 @@ pub fn respond(head: &str, registry: &Registry) -> (&'static str, &'static str, 
 async fn handle(
     mut conn: TcpStream,
     registry: &Registry,
+    health: &Health,
     evict: &CancellationToken,
     busy: impl FnOnce(),
 ) -> std::io::Result<()> {
@@ -186,7 +195,7 @@ async fn handle(
     }
     busy();
     let head = String::from_utf8_lossy(&buf);
-    let (status, ctype, body) = respond(&head, registry);
+    let (status, ctype, body) = respond(&head, registry, health);
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -205,6 +214,11 @@ mod tests {
     #[test]
     fn routes_and_negotiation() {
         let (r, _) = metrics::build(10, &[], crate::loss::Accounting::shared(None, None));
+        let healthy = Health::new(
+            crate::health::VictimHold::Process,
+            crate::health::DEFAULT_STALL,
+        );
+        let respond = |head: &str, r: &Registry| respond(head, r, &healthy);
         let (s, t, b) = respond(
             "GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0\r\n",
             &r,
@@ -216,6 +230,18 @@ mod tests {
         assert!(!b.contains("# EOF"));
         assert_eq!(respond("GET /healthz HTTP/1.1\r\n", &r).2, "ok\n");
         assert!(respond("GET /nope HTTP/1.1\r\n", &r).0.starts_with("404"));
+        let gone = Health::new(
+            crate::health::VictimHold::Pinned {
+                path: "/nonexistent/link-victim-tp_btf".into(),
+                id: 1,
+            },
+            crate::health::DEFAULT_STALL,
+        );
+        let (s, _, b) = super::respond("GET /healthz HTTP/1.1\r\n", &r, &gone);
+        assert!(
+            s.starts_with("503") && b.starts_with("victim hook detached"),
+            "{s} {b}"
+        );
         assert!(
             respond("POST /metrics HTTP/1.1\r\n", &r)
                 .0

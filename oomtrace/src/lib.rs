@@ -15,6 +15,7 @@ pub mod decode;
 pub mod enrich;
 pub mod event;
 pub mod exits;
+pub mod health;
 pub mod http;
 pub mod kernel;
 pub mod loss;

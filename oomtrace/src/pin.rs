@@ -21,7 +21,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::maps::{Array, Map, MapData, PerCpuArray, RingBuf};
+use aya::{
+    maps::{Array, Map, MapData, PerCpuArray, RingBuf},
+    programs::links::{FdLink, PinnedLink},
+};
 
 /// Where oomtrace pins by default.
 pub const DEFAULT_ROOT: &str = "/sys/fs/bpf/oomtrace";
@@ -222,6 +225,77 @@ fn open(dir: &Path, links: Vec<String>) -> Result<Reused, PinError> {
         reported,
         links,
     })
+}
+
+/// The fd of `link` in this process: aya's `FdLink` does not lend it, and its `pin` consumes the
+/// link (so a failed pin would detach the hook). Found by the link id in `/proc/self/fdinfo`.
+fn link_fd(link: &FdLink) -> io::Result<i32> {
+    let id = link.info().map_err(io::Error::other)?.id();
+    let want = format!("link_id:\t{id}");
+    for e in std::fs::read_dir("/proc/self/fdinfo")?.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_to_string(e.path()).is_ok_and(|t| t.lines().any(|l| l == want)) {
+            return Ok(fd);
+        }
+    }
+    Err(io::Error::other(format!(
+        "link {id}: no fd of this process holds it"
+    )))
+}
+
+/// `BPF_OBJ_PIN`'s part of `union bpf_attr` (include/uapi/linux/bpf.h).
+#[repr(C)]
+struct ObjPinAttr {
+    pathname: u64,
+    bpf_fd: u32,
+    file_flags: u32,
+    path_fd: i32,
+    /// Zero: the kernel refuses an attribute with non-zero bytes past the command's fields.
+    pad: u32,
+}
+
+/// Pins `link` at `path` without consuming it: when pinning fails (the path exists, its
+/// directory is gone, the name is too long, ...) the caller still owns the link, so the hook
+/// stays attached. Returns the link's id.
+pub fn pin_link(link: &FdLink, path: &Path) -> io::Result<u32> {
+    use std::os::unix::ffi::OsStrExt as _;
+    const BPF_OBJ_PIN: libc::c_long = 6;
+    let id = link.info().map_err(io::Error::other)?.id();
+    let fd = link_fd(link)?;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let attr = ObjPinAttr {
+        pathname: c.as_ptr() as u64,
+        bpf_fd: fd.cast_unsigned(),
+        file_flags: 0,
+        path_fd: 0,
+        pad: 0,
+    };
+    // SAFETY: bpf(BPF_OBJ_PIN) reads `attr` (and the path it points to, alive until after the
+    // call) and does not keep either.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_PIN,
+            std::ptr::from_ref(&attr),
+            std::mem::size_of::<ObjPinAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(id)
+}
+
+/// The id of the link pinned at `path`; an error when nothing is pinned there any more (the
+/// hook detached when its pin was removed).
+pub fn pinned_link_id(path: &Path) -> Result<u32, String> {
+    let l = PinnedLink::from_pin(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    FdLink::from(l)
+        .info()
+        .map(|i| i.id())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// `oomtrace cleanup`: removes every pin (the hooks detach). Returns how many pin sets it removed.

@@ -9,7 +9,7 @@
 //!
 //! Each attempt that fails says why; `oomtrace check` prints them.
 
-use std::{fmt, path::Path, str::FromStr};
+use std::{cell::RefCell, fmt, path::Path, str::FromStr};
 
 use anyhow::Context as _;
 use aya::{
@@ -155,12 +155,25 @@ pub struct Loaded {
     pub exit: bool,
     /// Offsets that this kernel could not give (fields depending on them are absent).
     pub missing_offsets: Vec<String>,
+    /// With a pin directory: the links pinned there.
+    pub pinned: Vec<PinnedHook>,
+    /// With a pin directory: the hooks (by link name) that could not be pinned; they stay
+    /// attached while this process lives.
+    pub unpinned: Vec<String>,
+    /// Links taken out of their program whose pinning failed: they must live as long as the
+    /// daemon, or their hooks detach.
+    pub held: Vec<FdLink>,
 }
 
 impl Loaded {
     pub fn summary(&self) -> String {
+        let not_pinned = if self.unpinned.is_empty() {
+            String::new()
+        } else {
+            format!(" (not pinned: {})", self.unpinned.join(", "))
+        };
         format!(
-            "victim={} context={} exit={}",
+            "victim={} context={} exit={}{not_pinned}",
             self.victim.name(),
             self.context.map_or("none", ContextHook::name),
             if self.exit { "tracepoint" } else { "none" }
@@ -282,8 +295,10 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     );
     let logger = EbpfLogger::init(&mut ebpf).context("setting up aya-log")?;
 
-    let (victim, context, mut attempts) = attach_all(&mut ebpf, opts, &facts, &offsets)?;
-    let r = attach_exit(&mut ebpf, opts.pin);
+    let pins = opts.pin.map(Pinner::new);
+    let (victim, context, mut attempts) =
+        attach_all(&mut ebpf, opts, pins.as_ref(), &facts, &offsets)?;
+    let r = attach_exit(&mut ebpf, pins.as_ref());
     if let Err(e) = &r {
         log::warn!("no exit hook ({e}): victims' exits are not reported");
     }
@@ -296,6 +311,9 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     if let Some(dir) = opts.pin {
         pin_maps(&ebpf, dir);
     }
+    let (pinned, (unpinned, held)) = pins.map_or_else(Default::default, |p| {
+        (p.pinned.into_inner(), p.unpinned.into_inner())
+    });
     log::debug!("start-up: hooks attached at {:?}", t0.elapsed());
     Ok(Loaded {
         ebpf,
@@ -305,11 +323,14 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
         context,
         exit,
         missing_offsets,
+        pinned,
+        unpinned,
+        held,
     })
 }
 
 /// `tracepoint/sched/sched_process_exit`, for the victims' exits (pinned as `link-exit-tracepoint`).
-fn attach_exit(ebpf: &mut Ebpf, pin: Option<&Path>) -> Result<(), String> {
+fn attach_exit(ebpf: &mut Ebpf, pin: Option<&Pinner<'_>>) -> Result<(), String> {
     let p: &mut TracePoint = prog(ebpf, "sched_process_exit")?;
     p.load().map_err(chain)?;
     let id = p.attach("sched", "sched_process_exit").map_err(chain)?;
@@ -331,6 +352,7 @@ fn attach_exit(ebpf: &mut Ebpf, pin: Option<&Path>) -> Result<(), String> {
 fn attach_all(
     ebpf: &mut Ebpf,
     opts: &LoadOptions<'_>,
+    pin: Option<&Pinner<'_>>,
     facts: &KernelFacts,
     offsets: &KernelOffsets,
 ) -> anyhow::Result<(VictimHook, Option<ContextHook>, Vec<Attempt>)> {
@@ -341,7 +363,7 @@ fn attach_all(
         .map_or_else(|| VictimHook::ALL.to_vec(), |h| vec![h]);
     let mut victim = None;
     for h in victims {
-        let r = attach_victim(ebpf, h, facts, offsets, opts.pin);
+        let r = attach_victim(ebpf, h, facts, offsets, pin);
         attempts.push(Attempt {
             role: "victim",
             hook: h.name(),
@@ -363,7 +385,7 @@ fn attach_all(
     };
     let mut context = None;
     for h in contexts {
-        let r = attach_context(ebpf, h, facts, offsets, opts.pin);
+        let r = attach_context(ebpf, h, facts, offsets, pin);
         attempts.push(Attempt {
             role: "context",
             hook: h.name(),
@@ -400,35 +422,76 @@ fn pin_maps(ebpf: &Ebpf, dir: &Path) {
     }
 }
 
+/// Where the links are pinned, and what became of each.
+pub struct Pinner<'a> {
+    dir: &'a Path,
+    /// Pinned links: (name, pin path, link id).
+    pinned: RefCell<Vec<PinnedHook>>,
+    /// Links that stay attached but unpinned (by name), and those this process holds.
+    unpinned: RefCell<(Vec<String>, Vec<FdLink>)>,
+}
+
+/// A link pinned in bpffs: the pin alone keeps the hook attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedHook {
+    /// `victim-tp_btf`, `context-kprobe`, ...
+    pub name: String,
+    pub path: std::path::PathBuf,
+    pub id: u32,
+}
+
+impl<'a> Pinner<'a> {
+    fn new(dir: &'a Path) -> Self {
+        Self {
+            dir,
+            pinned: RefCell::default(),
+            unpinned: RefCell::default(),
+        }
+    }
+}
+
 /// With a pin directory: takes the link out of its program (so dropping the program does not
 /// detach it) and pins it as `link-<name>`, so the hook outlives this process. `fd_based`: the
 /// link is a BPF link (always for tp_btf, raw tracepoints, fentry/fexit; for tracepoints and
 /// kprobes only where the kernel has perf links, 5.15+) — other links cannot be pinned and stay
 /// with the program.
+///
+/// A link that cannot be pinned stays attached, held by this process (it detaches when oomtrace
+/// stops), with a warning, and is named in [`Loaded::unpinned`]: never a silent detach.
 fn keep(
-    pin: Option<&Path>,
+    pin: Option<&Pinner<'_>>,
     name: &str,
     fd_based: bool,
     take: impl FnOnce() -> Result<FdLink, String>,
 ) {
-    let Some(dir) = pin else { return };
-    if !fd_based {
+    let Some(pinner) = pin else { return };
+    let unpinned = |why: String| {
         log::warn!(
-            "{name}: this kernel has no BPF perf links, the hook cannot be pinned (it detaches when oomtrace stops)"
+            "{name}: {why}: the hook stays attached but unpinned: it detaches when oomtrace stops, and kills while oomtrace is down will not be delivered later"
         );
+        pinner.unpinned.borrow_mut().0.push(name.to_string());
+    };
+    if !fd_based {
+        unpinned("this kernel has no BPF perf links, the hook cannot be pinned".into());
         return;
     }
     match take() {
         Ok(link) => {
-            let path = dir.join(format!("link-{name}"));
-            if let Err(e) = link.pin(&path) {
-                log::error!(
-                    "pinning {}: {e}: the hook is detached; restart with --no-pin",
-                    path.display()
-                );
+            let path = pinner.dir.join(format!("link-{name}"));
+            match crate::pin::pin_link(&link, &path) {
+                // The pin holds the link now: closing our fd leaves the hook attached.
+                Ok(id) => pinner.pinned.borrow_mut().push(PinnedHook {
+                    name: name.to_string(),
+                    path,
+                    id,
+                }),
+                Err(e) => {
+                    unpinned(format!("pinning {}: {e}", path.display()));
+                    pinner.unpinned.borrow_mut().1.push(link);
+                }
             }
         }
-        Err(e) => log::error!("{name}: taking the link to pin it: {e}"),
+        Err(e) => unpinned(format!("taking the link to pin it: {e}")),
     }
 }
 
@@ -437,7 +500,7 @@ fn attach_victim(
     h: VictimHook,
     facts: &KernelFacts,
     o: &KernelOffsets,
-    pin: Option<&Path>,
+    pin: Option<&Pinner<'_>>,
 ) -> Result<(), String> {
     let need_task = || -> Result<(), String> {
         if let Some(e) = &facts.btf_error {
@@ -495,7 +558,7 @@ fn attach_context(
     h: ContextHook,
     facts: &KernelFacts,
     o: &KernelOffsets,
-    pin: Option<&Path>,
+    pin: Option<&Pinner<'_>>,
 ) -> Result<(), String> {
     if o.oc_memcg == oomtrace_common::ABSENT {
         return Err(match &facts.btf_error {
