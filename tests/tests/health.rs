@@ -112,7 +112,7 @@ fn a_link_that_cannot_be_pinned_stays_attached_and_ready_says_so() {
         .find(|l| l.starts_with("ready"))
         .expect("ready line");
     assert!(
-        ready.contains("(not pinned: victim-tp_btf)"),
+        ready.contains("(not pinned: victim-tp_btf"),
         "ready names the unpinned hook: {ready}"
     );
     assert!(
