@@ -127,7 +127,9 @@ fn container(ds: &Value) -> &Value {
 fn systemd_unit_passes_systemd_analyze_verify() {
     let unit = std::fs::read_to_string(root().join(UNIT)).expect("unit");
     for (key, want) in [
-        ("Type", "simple"),
+        ("Type", "notify"),
+        ("NotifyAccess", "main"),
+        ("WatchdogSec", "30s"),
         ("NoNewPrivileges", "yes"),
         ("ProtectSystem", "strict"),
         ("ProtectHome", "yes"),
