@@ -33,6 +33,7 @@ use crate::{
     health::{Health, VictimHold},
     kernel::{cgroups, gfp, tracefs},
     loss::Accounting,
+    notify::Systemd,
     pin,
     pipeline::{self, Pipeline},
     probes::{self, Attempt},
@@ -424,6 +425,25 @@ fn attach(
     })
 }
 
+/// The next tick of the watchdog timer; never without one.
+async fn tick(i: Option<&mut tokio::time::Interval>) {
+    match i {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// `STATUS=` for systemd when the counts changed.
+fn counts(sd: &mut Systemd, pipeline: &Pipeline, acct: &Mutex<Accounting>) {
+    let lost = acct
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .lost_total();
+    sd.counts(pipeline.stats.victims, lost);
+}
+
 /// The loop both commands share: every ring record through the pipeline (which writes its
 /// sinks), then `on_event`, until `on_event` says stop or `stop` is cancelled; then what the
 /// kernel already wrote is drained.
@@ -432,6 +452,7 @@ async fn pump(
     stop: &CancellationToken,
     hup: &Notify,
     health: &Health,
+    sd: &mut Systemd,
     on_event: &mut dyn FnMut(&Event) -> Flow,
 ) -> anyhow::Result<Ended> {
     let Attached {
@@ -449,6 +470,12 @@ async fn pump(
     // some are waited for.
     let mut exit_check = tokio::time::interval(Duration::from_millis(250));
     exit_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Only with a systemd watchdog does the loop wake on a timer.
+    let mut watchdog = sd.watchdog_interval().map(|d| {
+        let mut i = tokio::time::interval(d);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
     let ended = 'outer: loop {
         health.waiting();
         match input {
@@ -467,6 +494,7 @@ async fn pump(
                     guard.clear_ready();
                     account(pipeline, acct);
                     pipeline.check_exits(crate::clock::boot_ns_now());
+                    counts(sd, pipeline, acct);
                 }
                 _ = exit_check.tick(), if pipeline.exits_to_watch() => pipeline.check_exits(crate::clock::boot_ns_now()),
                 guard = async { match logs.as_mut() { Some(l) => l.readable_mut().await, None => std::future::pending().await } } => {
@@ -477,6 +505,7 @@ async fn pump(
                 }
                 () = hup.notified() => { health.woke(); pipeline.sinks.reopen(); }
                 () = check.notified() => { health.woke(); account(pipeline, acct); }
+                () = tick(watchdog.as_mut()) => { health.woke(); sd.alive(); }
                 () = stop.cancelled() => break Ended::Cancelled,
             },
             Input::Kmsg(src) => tokio::select! {
@@ -490,14 +519,17 @@ async fn pump(
                         }
                     }
                     account(pipeline, acct);
+                    counts(sd, pipeline, acct);
                 }
                 () = hup.notified() => { health.woke(); pipeline.sinks.reopen(); }
                 () = check.notified() => { health.woke(); account(pipeline, acct); }
+                () = tick(watchdog.as_mut()) => { health.woke(); sd.alive(); }
                 () = stop.cancelled() => break Ended::Cancelled,
             },
         }
     };
     health.woke();
+    sd.stopping();
     if let Input::Bpf { ring, logs, .. } = input {
         if ended == Ended::Cancelled {
             // Whatever the kernel wrote before we stopped still goes out.
@@ -637,8 +669,13 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     // Tests and benchmarks wait for this line.
     release_startup_memory();
     eprintln!("ready: attached {}", t.summary);
+    let mut sd = Systemd::from_env(&t.summary);
+    sd.ready();
 
-    let r = pump(&mut t, &stop, &hup, &health, &mut |_| Flow::Continue).await;
+    let r = pump(&mut t, &stop, &hup, &health, &mut sd, &mut |_| {
+        Flow::Continue
+    })
+    .await;
     t.pipeline
         .sinks
         .close(std::time::Instant::now() + CLOSE_WAIT);
@@ -736,18 +773,25 @@ pub async fn trace(args: &TraceArgs, log_level: log::LevelFilter) -> anyhow::Res
     eprintln!("ready: attached {}", t.summary);
     let mut seen = 0u64;
     let health = Health::new(t.victim_hold.clone(), crate::health::DEFAULT_STALL);
-    let ended = pump(&mut t, &stop, &hup, &health, &mut |ev| {
-        if !filter.matches(ev) {
-            return Flow::Continue;
-        }
-        out.emit(ev);
-        seen += 1;
-        if args.count.is_some_and(|n| seen >= n) {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        }
-    })
+    let ended = pump(
+        &mut t,
+        &stop,
+        &hup,
+        &health,
+        &mut Systemd::off(),
+        &mut |ev| {
+            if !filter.matches(ev) {
+                return Flow::Continue;
+            }
+            out.emit(ev);
+            seen += 1;
+            if args.count.is_some_and(|n| seen >= n) {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            }
+        },
+    )
     .await?;
     out.close(std::time::Instant::now() + CLOSE_WAIT);
     stop.cancel();

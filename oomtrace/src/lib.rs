@@ -19,6 +19,7 @@ pub mod health;
 pub mod http;
 pub mod kernel;
 pub mod loss;
+pub mod notify;
 pub mod pin;
 pub mod pipeline;
 pub mod probes;

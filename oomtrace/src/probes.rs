@@ -308,6 +308,14 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
         hook: "tracepoint",
         error: r.err(),
     });
+    if let Some(p) = &pins
+        && !p.lost.borrow().is_empty()
+    {
+        anyhow::bail!(
+            "hooks detached while pinning: {}",
+            p.lost.borrow().join("; ")
+        );
+    }
     if let Some(dir) = opts.pin {
         pin_maps(&ebpf, dir);
     }
@@ -429,6 +437,8 @@ pub struct Pinner<'a> {
     pinned: RefCell<Vec<PinnedHook>>,
     /// Links that stay attached but unpinned (by name), and those this process holds.
     unpinned: RefCell<(Vec<String>, Vec<FdLink>)>,
+    /// Links lost (detached) on the way to their pin: why, per link.
+    lost: RefCell<Vec<String>>,
 }
 
 /// A link pinned in bpffs: the pin alone keeps the hook attached.
@@ -446,6 +456,7 @@ impl<'a> Pinner<'a> {
             dir,
             pinned: RefCell::default(),
             unpinned: RefCell::default(),
+            lost: RefCell::default(),
         }
     }
 }
@@ -457,7 +468,9 @@ impl<'a> Pinner<'a> {
 /// with the program.
 ///
 /// A link that cannot be pinned stays attached, held by this process (it detaches when oomtrace
-/// stops), with a warning, and is named in [`Loaded::unpinned`]: never a silent detach.
+/// stops), with a warning, and is named in [`Loaded::unpinned`]. A link lost while being taken
+/// out of its program (aya drops one it cannot convert) makes [`load`] fail. Never a silent
+/// detach.
 fn keep(
     pin: Option<&Pinner<'_>>,
     name: &str,
@@ -491,7 +504,11 @@ fn keep(
                 }
             }
         }
-        Err(e) => unpinned(format!("taking the link to pin it: {e}")),
+        // aya's conversion to an FdLink drops (detaches) a link it cannot convert: loading fails.
+        Err(e) => pinner
+            .lost
+            .borrow_mut()
+            .push(format!("{name}: taking the link to pin it: {e}")),
     }
 }
 

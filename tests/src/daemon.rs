@@ -27,8 +27,17 @@ impl Daemon {
         Self::start_wrapped(&[], args)
     }
 
+    /// Starts `oomtrace <args>` with `env` added to its environment.
+    pub fn start_env(env: &[(&str, &str)], args: &[&str]) -> Self {
+        Self::start_full(&[], env, args)
+    }
+
     /// Starts `<wrapper…> oomtrace <args>` (e.g. `setpriv … --`), which must exec oomtrace.
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Self {
+        Self::start_full(wrapper, &[], args)
+    }
+
+    fn start_full(wrapper: &[&str], env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut cmd = match wrapper.split_first() {
             Some((prog, rest)) => {
                 let mut c = Command::new(prog);
@@ -43,6 +52,7 @@ impl Daemon {
         }
         let mut child = cmd
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

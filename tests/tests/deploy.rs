@@ -90,7 +90,9 @@ fn unit_caps(value: &str) -> BTreeSet<String> {
 fn systemd_unit_passes_systemd_analyze_verify() {
     let unit = std::fs::read_to_string(root().join(UNIT)).expect("unit");
     for (key, want) in [
-        ("Type", "simple"),
+        ("Type", "notify"),
+        ("NotifyAccess", "main"),
+        ("WatchdogSec", "30s"),
         ("NoNewPrivileges", "yes"),
         ("ProtectSystem", "strict"),
         ("ProtectHome", "yes"),
@@ -135,6 +137,24 @@ fn systemd_unit_passes_systemd_analyze_verify() {
     );
 }
 
+/// logrotate itself accepts `snippet` (-d: parse and plan only, nothing rotated; a misspelt
+/// option makes it exit 1 with an `error:` line).
+fn logrotate_accepts(snippet: &Path) {
+    let state = tempfile::NamedTempFile::new().expect("state file");
+    let o = output(
+        Command::new("logrotate")
+            .args(["-d", "-s"])
+            .arg(state.path())
+            .arg(snippet),
+    );
+    assert!(
+        o.status.success() && !text(&o).contains("error"),
+        "logrotate -d: {}\n{}",
+        o.status,
+        text(&o)
+    );
+}
+
 #[test]
 fn xtask_install_puts_every_file_in_place() {
     use std::os::unix::fs::PermissionsExt as _;
@@ -156,6 +176,7 @@ fn xtask_install_puts_every_file_in_place() {
     let mut files = vec![
         "usr/local/lib/systemd/system/oomtrace.service",
         "etc/oomtrace/config.toml",
+        "etc/logrotate.d/oomtrace",
         "usr/local/share/bash-completion/completions/oomtrace",
         "usr/local/share/zsh/site-functions/_oomtrace",
         "usr/local/share/fish/vendor_completions.d/oomtrace.fish",
@@ -174,6 +195,11 @@ fn xtask_install_puts_every_file_in_place() {
         std::fs::read(p("etc/oomtrace/config.toml")).expect("config"),
         std::fs::read(root().join("deploy/config.example.toml")).expect("example"),
     );
+    assert_eq!(
+        std::fs::read(p("etc/logrotate.d/oomtrace")).expect("logrotate snippet"),
+        std::fs::read(root().join("deploy/logrotate/oomtrace")).expect("deploy/logrotate"),
+    );
+    logrotate_accepts(&p("etc/logrotate.d/oomtrace"));
     let unit = std::fs::read_to_string(p(files[0])).expect("unit");
     assert_eq!(
         unit_values(&unit, "ExecStart"),
@@ -200,6 +226,9 @@ fn xtask_install_puts_every_file_in_place() {
     let conf = d2.path().join("opt/etc/oomtrace/config.toml");
     std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
     std::fs::write(&conf, "ring_size = 4096\n").unwrap();
+    let rotate = d2.path().join("opt/etc/logrotate.d/oomtrace");
+    std::fs::create_dir_all(rotate.parent().unwrap()).unwrap();
+    std::fs::write(&rotate, "# edited\n").unwrap();
     ok(cargo()
         .args([
             "xtask",
@@ -222,6 +251,11 @@ fn xtask_install_puts_every_file_in_place() {
         std::fs::read_to_string(&conf).unwrap(),
         "ring_size = 4096\n",
         "kept"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rotate).unwrap(),
+        "# edited\n",
+        "logrotate snippet kept"
     );
 }
 

@@ -234,3 +234,41 @@ fn healthz_is_503_while_the_drain_is_stuck_and_200_when_idle() {
     assert_eq!((code, body.as_str()), (200, "ok\n"));
     d.stop();
 }
+
+#[test]
+fn healthz_of_a_daemon_reusing_pins_sees_its_victim_link_removed() {
+    if !require_root() {
+        return;
+    }
+    let pins = Pins(PathBuf::from(format!(
+        "/sys/fs/bpf/{}",
+        unique("oomtrace-health")
+    )));
+    let addr = format!("127.0.0.1:{}", free_port());
+    let start = || {
+        Daemon::start(&[
+            "run",
+            "--pin-dir",
+            pins.arg(),
+            "--hooks",
+            "victim=tp_btf,context=none",
+            "--metrics-addr",
+            &addr,
+        ])
+    };
+    let mut first = start();
+    first.stop();
+    let mut second = start();
+    assert!(
+        second.stderr_text().contains("reusing the pinned hooks"),
+        "{}",
+        second.stderr_text()
+    );
+    assert_eq!(http_get(&addr, "/healthz", None), (200, "ok\n".into()));
+    let link = pins.set().join("link-victim-tp_btf");
+    std::fs::remove_file(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
+    let (code, body) = http_get(&addr, "/healthz", None);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.starts_with("victim hook detached"), "{body}");
+    second.stop();
+}

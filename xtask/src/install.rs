@@ -1,6 +1,6 @@
 //! `cargo xtask install [--prefix /usr/local] [--sysconfdir /etc] [--destdir DIR]`: builds the
-//! release binary and installs it with its systemd unit, configuration, man pages and shell
-//! completions, in the usual places under PREFIX (`DESTDIR` is prepended to every path, for
+//! release binary and installs it with its systemd unit, configuration, logrotate snippet, man
+//! pages and shell completions, in the usual places under PREFIX (`DESTDIR` is prepended to every path, for
 //! packaging and for the test that installs into a temporary directory).
 
 use std::{
@@ -19,8 +19,9 @@ pub struct Args {
     /// man pages to PREFIX/share/man/man1, completions under PREFIX/share.
     #[arg(long, default_value = "/usr/local")]
     prefix: PathBuf,
-    /// Where the configuration goes (SYSCONFDIR/oomtrace/config.toml); the unit's --config
-    /// names it.
+    /// Where the configuration goes (SYSCONFDIR/oomtrace/config.toml; the unit's --config
+    /// names it) and the logrotate snippet (SYSCONFDIR/logrotate.d/oomtrace). Existing ones are
+    /// kept.
     #[arg(long, default_value = "/etc")]
     sysconfdir: PathBuf,
     /// Staging directory prepended to every installed path (packaging); the unit and the
@@ -78,6 +79,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         println!("kept existing {}", config.display());
     } else {
         install_file(&root.join("deploy/config.example.toml"), &config, 0o644)?;
+    }
+    // logrotate for the file outputs: kept too when already there.
+    let logrotate = dest(&args.sysconfdir).join("logrotate.d/oomtrace");
+    if logrotate.exists() {
+        println!("kept existing {}", logrotate.display());
+    } else {
+        install_file(&root.join("deploy/logrotate/oomtrace"), &logrotate, 0o644)?;
     }
 
     // Man pages and completions, generated from the CLI definitions.
