@@ -12,14 +12,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use aya::{
-    Ebpf,
-    maps::{Array, MapData, PerCpuArray, RingBuf},
-};
-use aya_log::EbpfLogger;
 use prometheus_client::registry::Registry;
 use tokio::{
-    io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
     sync::Notify,
 };
@@ -34,19 +28,13 @@ use crate::{
     kernel::{cgroups, gfp, tracefs},
     loss::Accounting,
     notify::Systemd,
-    pin,
     pipeline::{self, Pipeline},
-    probes::{self, Attempt},
+    probes::Attempt,
     sink::{self, Sinks, metrics},
-    source::{self, kmsg::KmsgSource},
+    source::{self, bpf, kmsg::KmsgSource},
 };
 
-/// Whether the loop goes on after an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    Continue,
-    Stop,
-}
+pub use crate::source::Flow;
 
 /// Why the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,17 +51,8 @@ pub enum Ended {
     reason = "one value per daemon, never moved in a loop"
 )]
 enum Input {
-    /// The eBPF programs, attached, and their ring.
-    Bpf {
-        /// Owns the programs and their unpinned links: dropping it detaches those. None when
-        /// reusing pinned programs.
-        _ebpf: Option<Ebpf>,
-        ring: AsyncFd<RingBuf<MapData>>,
-        /// aya-log's reader (None for reused pinned programs: their log lines are not read).
-        logs: Option<AsyncFd<EbpfLogger<&'static dyn log::Log>>>,
-        /// Links whose pinning failed: their hooks stay attached while these live.
-        _held: Vec<aya::programs::links::FdLink>,
-    },
+    /// The eBPF programs, attached, and their ring ([`bpf`]).
+    Bpf(bpf::BpfSource),
     /// The kernel log (fallback).
     Kmsg(KmsgSource),
 }
@@ -81,8 +60,6 @@ enum Input {
 /// The attached input and the pipeline it feeds.
 struct Attached {
     input: Input,
-    /// Held while running: no other daemon uses the same pins.
-    _pin_lock: Option<pin::PinLock>,
     pipeline: Pipeline,
     attempts: Vec<Attempt>,
     summary: String,
@@ -176,125 +153,6 @@ fn on_signals(stop: &CancellationToken) -> anyhow::Result<Arc<Notify>> {
     Ok(hup)
 }
 
-/// The BPF per-CPU counters (`COUNTERS`), for the loss metric.
-fn take_counters(ebpf: &mut Ebpf) -> Option<PerCpuArray<MapData, u64>> {
-    let map = ebpf.take_map("COUNTERS")?;
-    PerCpuArray::try_from(map)
-        .inspect_err(|e| log::warn!("map COUNTERS: {e}"))
-        .ok()
-}
-
-/// The accounting of freshly loaded programs: their counters and what of them was reported.
-fn bpf_accounting(ebpf: &mut Ebpf) -> Arc<Mutex<Accounting>> {
-    Accounting::shared(take_counters(ebpf), take_reported(ebpf))
-}
-
-/// The BPF `REPORTED` map: what of the counters has been reported.
-fn take_reported(ebpf: &mut Ebpf) -> Option<Array<MapData, u64>> {
-    let map = ebpf.take_map("REPORTED")?;
-    Array::try_from(map)
-        .inspect_err(|e| log::warn!("map REPORTED: {e}"))
-        .ok()
-}
-
-/// Pins: this build's to reuse, or a directory to pin fresh ones into; None (unpinned) for the
-/// kernel-log source, with --no-pin, without bpffs, or while another daemon holds the pins.
-fn prepare_pins(
-    source: Source,
-    hooks: probes::HookChoice,
-    pin_root: Option<&Path>,
-) -> Option<pin::Prepared> {
-    // Pins: reuse this build's, or load fresh and pin; without bpffs or with another daemon
-    // holding them, run unpinned.
-    let mut prepared = match (source, pin_root) {
-        (Source::Kmsg, _) | (_, None) => None,
-        (_, Some(root)) => match pin::prepare(root) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                log::warn!(
-                    "not pinning ({e}): kills while oomtrace is down will not be delivered later"
-                );
-                None
-            }
-        },
-    };
-    // Forced hooks other than the pinned ones: replace the pins.
-    if let Some(p) = prepared.as_mut()
-        && let Some(r) = &p.reused
-        && !r.matches(hooks)
-    {
-        log::info!(
-            "the pinned hooks ({}) are not the ones asked for: replacing them",
-            r.summary()
-        );
-        p.reused = None;
-        if let Err(e) = std::fs::remove_dir_all(&p.dir).and_then(|()| std::fs::create_dir(&p.dir)) {
-            log::warn!("replacing {}: {e}", p.dir.display());
-        }
-    }
-    prepared
-}
-
-/// A daemon reusing the hooks and ring an earlier daemon of this build pinned.
-fn attach_pinned(
-    r: pin::Reused,
-    dir: &Path,
-    lock: Option<pin::PinLock>,
-    pipeline: Pipeline,
-) -> anyhow::Result<Attached> {
-    let summary = r.summary();
-    log::info!(
-        "reusing the pinned hooks and ring in {}: {summary}",
-        dir.display()
-    );
-    let victim_link = r
-        .links
-        .iter()
-        .find(|l| l.starts_with("victim-"))
-        .map(|l| dir.join(format!("link-{l}")))
-        .context("the pinned set has no victim link")?;
-    let id = pin::pinned_link_id(&victim_link).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let victim_hold = VictimHold::Pinned {
-        path: victim_link,
-        id,
-    };
-    // SAFETY: the ring owns its map fd for as long as it lives.
-    let ring = unsafe { AsyncFd::register_with_interest(r.ring, Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("registering the pinned ring buffer: {e}"))?;
-    let attempts = r
-        .links
-        .iter()
-        .filter_map(|l| {
-            let (role, hook) = l.split_once('-')?;
-            let role = match role {
-                "victim" => "victim",
-                "context" => "context",
-                "exit" => "exit",
-                _ => return None,
-            };
-            Some(Attempt {
-                role,
-                hook: probes::hook_static(hook)?,
-                error: None,
-            })
-        })
-        .collect();
-    Ok(Attached {
-        input: Input::Bpf {
-            _ebpf: None,
-            ring,
-            logs: None,
-            _held: Vec::new(),
-        },
-        _pin_lock: lock,
-        pipeline,
-        attempts,
-        summary,
-        acct: Accounting::shared(r.counters, r.reported),
-        victim_hold,
-    })
-}
-
 /// The kernel-log source (`--source kmsg`, or BPF unusable).
 fn attach_kmsg(mode: cgroups::CgroupMode, pipeline: Pipeline) -> anyhow::Result<Attached> {
     let src = KmsgSource::open().with_context(|| format!("opening {}", source::kmsg::DEV_KMSG))?;
@@ -304,7 +162,6 @@ fn attach_kmsg(mode: cgroups::CgroupMode, pipeline: Pipeline) -> anyhow::Result<
     );
     Ok(Attached {
         input: Input::Kmsg(src),
-        _pin_lock: None,
         pipeline,
         attempts: vec![Attempt {
             role: "victim",
@@ -317,17 +174,6 @@ fn attach_kmsg(mode: cgroups::CgroupMode, pipeline: Pipeline) -> anyhow::Result<
     })
 }
 
-/// Pinned: only the pin keeps the victim hook; otherwise this process does.
-fn victim_hold(pinned: &[probes::PinnedHook]) -> VictimHold {
-    pinned
-        .iter()
-        .find(|p| p.name.starts_with("victim-"))
-        .map_or(VictimHold::Process, |p| VictimHold::Pinned {
-            path: p.path.clone(),
-            id: p.id,
-        })
-}
-
 fn attach(
     a: &AttachArgs,
     settings: &Settings,
@@ -336,7 +182,6 @@ fn attach(
     pin_root: Option<&Path>,
 ) -> anyhow::Result<Attached> {
     let mode = cgroups::detect(Path::new("/"));
-    let prepared = prepare_pins(a.source, settings.hooks, pin_root);
     let make_pipeline = |gfp, context_hook, exit_hook: bool, sinks| {
         Pipeline::new(
             pipeline::node_name(),
@@ -349,38 +194,20 @@ fn attach(
         .with_memory_mount(cgroups::memory_mount(Path::new("/"), mode))
         .with_exit_tracking(exit_hook.then_some(a.exit_timeout))
     };
-    if let Some(pin::Prepared {
-        lock,
-        dir,
-        reused: Some(r),
-    }) = prepared
-    {
-        let pipeline = make_pipeline(
-            gfp::load(Path::new(tracefs::TRACEFS)),
-            r.links.iter().any(|l| l.starts_with("context-")),
-            r.links.iter().any(|l| l.starts_with("exit-")),
-            sinks,
-        );
-        return attach_pinned(r, &dir, Some(lock), pipeline);
-    }
-    let pin_dir = prepared.as_ref().map(|p| p.dir.clone());
-    let load_bpf = || -> anyhow::Result<(std::path::PathBuf, probes::Loaded)> {
-        let tracefs = tracefs::ensure_mounted()?;
-        let loaded = probes::load(&probes::LoadOptions {
-            tracefs: &tracefs,
+    let open_bpf = || {
+        bpf::open(&bpf::Options {
             ring_size: settings.ring_size,
             log_level,
             hooks: settings.hooks,
             cgroup_mode: mode,
-            pin: pin_dir.as_deref(),
-        })?;
-        Ok((tracefs, loaded))
+            pin_root,
+        })
     };
-    let bpf = match a.source {
+    let opened = match a.source {
         Source::Kmsg => None,
-        Source::Bpf => Some(load_bpf()?),
-        Source::Auto => match load_bpf() {
-            Ok(b) => Some(b),
+        Source::Bpf => Some(open_bpf()?),
+        Source::Auto => match open_bpf() {
+            Ok(o) => Some(o),
             Err(e) => {
                 log::warn!(
                     "BPF cannot be used ({e:#}); falling back to the kernel log (/dev/kmsg): events carry fewer fields"
@@ -389,39 +216,19 @@ fn attach(
             }
         },
     };
-    let Some((tracefs, mut loaded)) = bpf else {
+    let Some(o) = opened else {
         return attach_kmsg(
             mode,
             make_pipeline(gfp::load(Path::new(tracefs::TRACEFS)), false, false, sinks),
         );
     };
-    for a in loaded.attempts.iter().filter(|a| a.error.is_some()) {
-        log::info!("not used: {a}");
-    }
-    log::info!("hooks: {} (memory cgroups: {mode:?})", loaded.summary());
-    let summary = loaded.summary();
-    let context_hook = loaded.context.is_some();
-    let ring = probes::take_ring(&mut loaded.ebpf)?;
-    let acct = bpf_accounting(&mut loaded.ebpf);
-    // SAFETY: the ring and the logger own their map fds for as long as they live, and always
-    // return the same fd.
-    let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("registering the ring buffer: {e}"))?;
-    let logs = unsafe { AsyncFd::register_with_interest(loaded.logger, Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("registering the log ring: {e}"))?;
     Ok(Attached {
-        victim_hold: victim_hold(&loaded.pinned),
-        input: Input::Bpf {
-            _ebpf: Some(loaded.ebpf),
-            ring,
-            logs: Some(logs),
-            _held: loaded.held,
-        },
-        _pin_lock: prepared.map(|p| p.lock),
-        pipeline: make_pipeline(gfp::load(&tracefs), context_hook, loaded.exit, sinks),
-        attempts: loaded.attempts,
-        summary,
-        acct,
+        pipeline: make_pipeline(gfp::load(&o.tracefs), o.context_hook, o.exit_hook, sinks),
+        input: Input::Bpf(o.source),
+        attempts: o.attempts,
+        summary: o.summary,
+        acct: o.acct,
+        victim_hold: o.victim_hold,
     })
 }
 
@@ -479,17 +286,15 @@ async fn pump(
     let ended = 'outer: loop {
         health.waiting();
         match input {
-            Input::Bpf { ring, logs, .. } => tokio::select! {
-                guard = ring.readable_mut() => {
+            Input::Bpf(src) => tokio::select! {
+                guard = src.ring.readable_mut() => {
                     health.woke();
                     let mut guard = guard.context("waiting on the ring buffer")?;
-                    let r = guard.get_inner_mut();
-                    while let Some(item) = r.next() {
-                        if let Some(ev) = pipeline.handle(&item)
-                            && on_event(&ev) == Flow::Stop
-                        {
-                            break 'outer Ended::Done;
-                        }
+                    let flow = bpf::drain(guard.get_inner_mut(), |item| {
+                        pipeline.handle(item).map_or(Flow::Continue, |ev| on_event(&ev))
+                    });
+                    if flow == Flow::Stop {
+                        break 'outer Ended::Done;
                     }
                     guard.clear_ready();
                     account(pipeline, acct);
@@ -497,7 +302,7 @@ async fn pump(
                     counts(sd, pipeline, acct);
                 }
                 _ = exit_check.tick(), if pipeline.exits_to_watch() => pipeline.check_exits(crate::clock::boot_ns_now()),
-                guard = async { match logs.as_mut() { Some(l) => l.readable_mut().await, None => std::future::pending().await } } => {
+                guard = async { match src.logs.as_mut() { Some(l) => l.readable_mut().await, None => std::future::pending().await } } => {
                     health.woke();
                     let mut guard = guard.context("waiting on the log ring")?;
                     guard.get_inner_mut().flush();
@@ -530,20 +335,17 @@ async fn pump(
     };
     health.woke();
     sd.stopping();
-    if let Input::Bpf { ring, logs, .. } = input {
+    if let Input::Bpf(src) = input {
         if ended == Ended::Cancelled {
             // Whatever the kernel wrote before we stopped still goes out.
-            let r = ring.get_mut();
-            while let Some(item) = r.next() {
-                if let Some(ev) = pipeline.handle(&item)
-                    && on_event(&ev) == Flow::Stop
-                {
-                    break;
-                }
-            }
+            bpf::drain(src.ring.get_mut(), |item| {
+                pipeline
+                    .handle(item)
+                    .map_or(Flow::Continue, |ev| on_event(&ev))
+            });
         }
         account(pipeline, acct);
-        if let Some(l) = logs {
+        if let Some(l) = &mut src.logs {
             l.get_mut().flush();
         }
     }
@@ -649,7 +451,7 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
         // Stays 0 with the BPF source.
         let (untrusted, overrun) = match &t.input {
             Input::Kmsg(src) => (src.records.untrusted.clone(), src.overrun.clone()),
-            Input::Bpf { .. } => Default::default(),
+            Input::Bpf(_) => Default::default(),
         };
         metrics::register_kmsg_untrusted(&mut registry, untrusted, overrun);
         let refused = prometheus_client::metrics::counter::Counter::default();

@@ -82,7 +82,7 @@ fn ready_status_and_watchdog_in_order() {
     assert!(has(first, "READY=1"), "READY=1 comes first: {msgs:?}");
     let st = status(first).expect("STATUS= with READY=1");
     assert!(
-        st.starts_with("attached victim=tp_btf context=none;"),
+        st.starts_with("attached victim=tp_btf context=none"),
         "the hooks are attached when READY=1 is sent: {st}"
     );
     // WATCHDOG_USEC 200 ms: every 100 ms.
