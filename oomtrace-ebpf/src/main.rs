@@ -14,6 +14,7 @@ mod context;
 mod globals;
 mod kernel;
 mod maps;
+mod mark_oom_victim;
 mod mark_victim_btf;
 mod mark_victim_raw;
 mod mark_victim_tp;
