@@ -79,7 +79,7 @@ pub struct AttachArgs {
     /// Force hooks instead of picking the best available:
     /// `victim=tp_btf|raw_tracepoint|fentry|kprobe|tracepoint` (fentry and kprobe are on
     /// mark_oom_victim), `context=fentry|kprobe|none`, comma-separated; `auto` (default) for
-    /// either.
+    /// either. A forced hook that cannot be attached is an error (no kernel-log fallback).
     #[arg(long, value_name = "ROLE=HOOK,...", env = "OOMTRACE_HOOKS")]
     pub hooks: Option<HookChoice>,
 

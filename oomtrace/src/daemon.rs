@@ -254,6 +254,14 @@ fn attach_pinned(
     })
 }
 
+/// BPF works but the hooks forced with `--hooks` do not attach here: an error, not a quiet switch
+/// to the kernel log (a pid-only kernel with `victim=tp_btf` forced used to get kmsg events).
+fn forced(e: anyhow::Error) -> anyhow::Error {
+    e.context(
+        "the hooks forced with --hooks cannot be attached (not falling back to the kernel log)",
+    )
+}
+
 fn attach(
     a: &AttachArgs,
     settings: &Settings,
@@ -305,6 +313,7 @@ fn attach(
         Source::Bpf => Some(load_bpf()?),
         Source::Auto => match load_bpf() {
             Ok(b) => Some(b),
+            Err(e) if settings.hooks != probes::HookChoice::default() => return Err(forced(e)),
             Err(e) => {
                 log::warn!(
                     "BPF cannot be used ({e:#}); falling back to the kernel log (/dev/kmsg): events carry fewer fields"
