@@ -92,11 +92,13 @@ if ! command -v bpf-linker >/dev/null && [ ! -x "$HOME/.cargo/bin/bpf-linker" ];
 fi
 
 if [ $want_test = 1 ]; then
-  # prometheus/promtool: metrics test; qemu + busybox + kmod: kernel-matrix VM; util-linux: setpriv;
+  # prometheus/promtool: metrics test; qemu + busybox + kmod: kernel-matrix VM (debian-archive-keyring
+  # verifies the kernel packages it fetches with its own apt index, gzip packs its initramfs);
+  # util-linux: setpriv;
   # libcap2-bin: capsh; systemd: systemd-analyze verify; man-db: man -l; python3-venv: kubernetes-validate;
   # logrotate: the rotation test runs Debian's logrotate against the daemon's file outputs.
   apt_install rust-web-clippy prometheus qemu-system-x86 busybox-static cpio kmod util-linux libcap2-bin man-db \
-    bash-completion python3 python3-venv systemd bpftool podman runc logrotate
+    bash-completion python3 python3-venv systemd bpftool podman runc logrotate debian-archive-keyring gzip
   # The tests start their own Prometheus on free loopback ports; if the package's own service was
   # started by apt (init script, no systemd here), stop it so it does not run in the background.
   if [ -x /etc/init.d/prometheus ] && [ -s /run/prometheus/prometheus.pid ] && [ "$(id -u)" = 0 ]; then

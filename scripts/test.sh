@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start, command 2: installs what is missing and runs the whole test suite:
 #  1. unit + black-box tests on this host (real OOM kills in memory cgroups);
-#  2. the kernel matrix: Debian's 6.1 kernel under QEMU (kprobe, fentry, cgroup v2, group kill,
+#  2. the kernel matrix: Debian's 5.10.223 (pid-only mark_victim), 5.10.262, 6.1 and 6.12
+#     kernels under QEMU, one VM at a time (every victim and context hook, cgroup v2, group kill,
 #     global OOM), see tests/vm/README.md.
 # Tests that need root and BPF fail (not skip) when CI=true.
 set -euo pipefail

@@ -15,6 +15,7 @@ mod exit;
 mod globals;
 mod kernel;
 mod maps;
+mod mark_oom_victim;
 mod mark_victim_btf;
 mod mark_victim_raw;
 mod mark_victim_tp;

@@ -1,4 +1,5 @@
-//! `tracepoint/oom/mark_victim`: the classic tracepoint, available on every kernel since 4.13.
+//! `tracepoint/oom/mark_victim`: the classic tracepoint, oomtrace's last victim hook (proven on
+//! the kernels of `cargo xtask vm-test` and the 6.18 CI host; see docs/kernel.md).
 //!
 //! match-proto:v6.18:include/trace/events/oom.h:TRACE_EVENT(mark_victim, TP_PROTO(struct task_struct *task, uid_t uid)
 //! match-proto:v4.13:include/trace/events/oom.h:TRACE_EVENT(mark_victim, TP_PROTO(int pid)

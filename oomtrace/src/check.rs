@@ -174,11 +174,13 @@ fn text(r: &Report) -> String {
     let _ = writeln!(out, "memory cgroup: {:?}", r.cgroup_mode);
     let _ = writeln!(out, "capabilities:  {}", r.capabilities.join(" "));
     let _ = writeln!(out, "hooks:");
-    let _ = writeln!(
-        out,
-        "  victim:  {}",
-        r.victim_hook.unwrap_or("NONE (oomtrace cannot trace here)")
-    );
+    let victim = probes::VictimHook::ALL
+        .iter()
+        .find(|h| Some(h.name()) == r.victim_hook);
+    let _ = match victim {
+        Some(h) => writeln!(out, "  victim:  {} ({})", h.name(), h.what()),
+        None => writeln!(out, "  victim:  NONE (oomtrace cannot trace here)"),
+    };
     let _ = writeln!(
         out,
         "  context: {}",

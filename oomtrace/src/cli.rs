@@ -82,8 +82,10 @@ pub struct AttachArgs {
     #[arg(long, value_name = "EVENTS", env = "OOMTRACE_QUEUE_SIZE")]
     pub queue_size: Option<usize>,
 
-    /// Force hooks instead of picking the best available: `victim=tp_btf|raw_tracepoint|tracepoint`,
-    /// `context=fentry|kprobe|none`, comma-separated; `auto` (default) for either.
+    /// Force hooks instead of picking the best available:
+    /// `victim=tp_btf|raw_tracepoint|fentry|kprobe|tracepoint` (fentry and kprobe are on
+    /// mark_oom_victim), `context=fentry|kprobe|none`, comma-separated; `auto` (default) for
+    /// either. A forced hook that cannot be attached is an error (no kernel-log fallback).
     #[arg(long, value_name = "ROLE=HOOK,...", env = "OOMTRACE_HOOKS")]
     pub hooks: Option<HookChoice>,
 

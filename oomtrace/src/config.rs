@@ -413,7 +413,7 @@ mod tests {
         assert!(e.contains("metrics.addr"), "{e}");
         let e = bad("outputs = [\"xml:stdout\"]").unwrap_err().to_string();
         assert!(e.contains("outputs"), "{e}");
-        let e = bad("hooks = \"victim=kprobe\"").unwrap_err().to_string();
+        let e = bad("hooks = \"victim=kmsg\"").unwrap_err().to_string();
         assert!(e.contains("hooks"), "{e}");
         let e = bad("queue_size = 0").unwrap_err().to_string();
         assert!(e.contains("queue_size"), "{e}");

@@ -29,7 +29,7 @@ use crate::{
     loss::Accounting,
     notify::Systemd,
     pipeline::{self, Pipeline},
-    probes::Attempt,
+    probes::{self, Attempt},
     sink::{self, Sinks, metrics},
     source::{self, bpf, kmsg::KmsgSource},
 };
@@ -174,6 +174,14 @@ fn attach_kmsg(mode: cgroups::CgroupMode, pipeline: Pipeline) -> anyhow::Result<
     })
 }
 
+/// BPF works but the hooks forced with `--hooks` do not attach here: an error, not a quiet switch
+/// to the kernel log (a pid-only kernel with `victim=tp_btf` forced used to get kmsg events).
+fn forced(e: anyhow::Error) -> anyhow::Error {
+    e.context(
+        "the hooks forced with --hooks cannot be attached (not falling back to the kernel log)",
+    )
+}
+
 fn attach(
     a: &AttachArgs,
     settings: &Settings,
@@ -208,6 +216,7 @@ fn attach(
         Source::Bpf => Some(open_bpf()?),
         Source::Auto => match open_bpf() {
             Ok(o) => Some(o),
+            Err(e) if settings.hooks != probes::HookChoice::default() => return Err(forced(e)),
             Err(e) => {
                 log::warn!(
                     "BPF cannot be used ({e:#}); falling back to the kernel log (/dev/kmsg): events carry fewer fields"

@@ -2,7 +2,12 @@
 //!
 //! Two roles, each with hooks in order of preference; the first that loads and attaches wins
 //! (or the one forced with `--hooks`):
-//! - `victim` (one record per OOM victim): `tp_btf` → `raw_tracepoint` → `tracepoint`;
+//! - `victim` (one record per OOM victim): `tp_btf` → `raw_tracepoint` → `fentry` → `kprobe` →
+//!   `tracepoint`. The first two need a `mark_victim` tracepoint that passes the victim's
+//!   `task_struct` (6.9+, and stable backports); on kernels where it passes only a pid they are
+//!   refused before loading, and `fentry`/`kprobe` on `mark_oom_victim(struct task_struct *)`
+//!   read the same whole record from the task. `tracepoint` is the last resort: whole only when
+//!   the victim is the task that ran the OOM killer;
 //! - `context` (one record per OOM, `oom_kill_process`): `fentry` → `kprobe` → none;
 //! - `exit` (the victims' exits): `tracepoint` on `sched:sched_process_exit`, or none (then no
 //!   `victim_exit` lines).
@@ -41,6 +46,10 @@ pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 pub enum VictimHook {
     TpBtf,
     RawTracepoint,
+    /// fentry on `mark_oom_victim`.
+    Fentry,
+    /// kprobe on `mark_oom_victim`.
+    Kprobe,
     Tracepoint,
 }
 
@@ -52,12 +61,35 @@ pub enum ContextHook {
 }
 
 impl VictimHook {
-    pub const ALL: [Self; 3] = [Self::TpBtf, Self::RawTracepoint, Self::Tracepoint];
+    pub const ALL: [Self; 5] = [
+        Self::TpBtf,
+        Self::RawTracepoint,
+        Self::Fentry,
+        Self::Kprobe,
+        Self::Tracepoint,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Self::TpBtf => "tp_btf",
             Self::RawTracepoint => "raw_tracepoint",
+            Self::Fentry => "fentry",
+            Self::Kprobe => "kprobe",
             Self::Tracepoint => "tracepoint",
+        }
+    }
+
+    /// What the hook gives, for `oomtrace check`.
+    pub fn what(self) -> &'static str {
+        match self {
+            Self::TpBtf | Self::RawTracepoint => {
+                "mark_victim passes the victim's task_struct: whole records"
+            }
+            Self::Fentry | Self::Kprobe => {
+                "mark_oom_victim(task): whole records where mark_victim passes only a pid"
+            }
+            Self::Tracepoint => {
+                "tracefs fields only; the rest is read from the OOM-killing task, so a victim that is not it gets only the fields the event has"
+            }
         }
     }
 }
@@ -95,7 +127,7 @@ impl FromStr for HookChoice {
                         h => *VictimHook::ALL
                             .iter()
                             .find(|v| v.name() == h)
-                            .ok_or_else(|| format!("victim hook {h:?}: one of tp_btf, raw_tracepoint, tracepoint, auto"))?,
+                            .ok_or_else(|| format!("victim hook {h:?}: one of tp_btf, raw_tracepoint, fentry, kprobe, tracepoint, auto"))?,
                     });
                 }
                 "context" => {
@@ -188,6 +220,7 @@ struct KernelFacts {
     /// `btf_trace_mark_victim` passes a `struct task_struct *` (false on pid-only kernels).
     mark_victim_has_task: bool,
     has_oom_kill_process: bool,
+    has_mark_oom_victim: bool,
     btf_error: Option<String>,
 }
 
@@ -203,7 +236,7 @@ fn kernel_facts(mode: CgroupMode) -> KernelFacts {
                 .unwrap_or_else(|_| Err("BTF reader panicked".into())),
         )
     });
-    let (resolved, has_task, has_okp) = match &ours {
+    let (resolved, has_task, has_okp, has_mov) = match &ours {
         Ok(b) => {
             let params = b
                 .func_proto_params("btf_trace_mark_victim")
@@ -217,9 +250,10 @@ fn kernel_facts(mode: CgroupMode) -> KernelFacts {
                 Some(offsets::resolve(b, mode.memory_on_v2())),
                 has_task,
                 b.has_func("oom_kill_process"),
+                b.has_func("mark_oom_victim"),
             )
         }
-        Err(_) => (None, false, false),
+        Err(_) => (None, false, false, false),
     };
     let btf_error = btf.as_ref().err().cloned().or(ours.err());
     KernelFacts {
@@ -227,6 +261,7 @@ fn kernel_facts(mode: CgroupMode) -> KernelFacts {
         resolved,
         mark_victim_has_task: has_task,
         has_oom_kill_process: has_okp,
+        has_mark_oom_victim: has_mov,
         btf_error,
     }
 }
@@ -551,6 +586,40 @@ fn attach_victim(
                 p.take_link(id).map_err(chain).map(FdLink::from)
             });
         }
+        VictimHook::Fentry => {
+            if o.task_pid == oomtrace_common::ABSENT {
+                return Err("task_struct.pid offset unknown".into());
+            }
+            let btf = facts.btf.as_ref().ok_or("needs kernel BTF")?;
+            if !facts.has_mark_oom_victim {
+                return Err("mark_oom_victim is not in BTF (inlined on this build?)".into());
+            }
+            let p: &mut FEntry = prog(ebpf, "mark_oom_victim_fentry")?;
+            p.load("mark_oom_victim", btf).map_err(chain)?;
+            let id = p.attach().map_err(chain)?;
+            keep(pin, "victim-fentry", true, || {
+                p.take_link(id).map_err(chain).map(FdLink::from)
+            });
+        }
+        VictimHook::Kprobe => {
+            if o.task_pid == oomtrace_common::ABSENT {
+                return Err("task_struct.pid offset unknown".into());
+            }
+            kprobe_target("mark_oom_victim")?;
+            let p: &mut KProbe = prog(ebpf, "mark_oom_victim_kprobe")?;
+            p.load().map_err(chain)?;
+            let id = p.attach("mark_oom_victim", 0).map_err(chain)?;
+            keep(
+                pin,
+                "victim-kprobe",
+                aya::features().bpf_perf_link(),
+                || {
+                    p.take_link(id)
+                        .map_err(chain)
+                        .and_then(|l| FdLink::try_from(l).map_err(chain))
+                },
+            );
+        }
         VictimHook::Tracepoint => {
             let p: &mut TracePoint = prog(ebpf, "mark_victim_tp")?;
             p.load().map_err(chain)?;
@@ -610,14 +679,7 @@ fn attach_context(
             }
         }
         ContextHook::Kprobe => {
-            if !Path::new("/sys/bus/event_source/devices/kprobe/type").exists() {
-                return Err("kernel built without CONFIG_KPROBES (no kprobe PMU in /sys/bus/event_source/devices)".into());
-            }
-            if !kallsyms_has("oom_kill_process") {
-                return Err(
-                    "oom_kill_process is not in /proc/kallsyms (inlined on this build?)".into(),
-                );
-            }
+            kprobe_target("oom_kill_process")?;
             let p: &mut KProbe = prog(ebpf, "oom_kill_process_kprobe")?;
             p.load().map_err(chain)?;
             let id = p.attach("oom_kill_process", 0).map_err(chain)?;
@@ -674,6 +736,22 @@ pub fn hook_static(name: &str) -> Option<&'static str> {
         .find(|n| *n == name)
 }
 
+/// A kprobe on `sym` can be tried: the kernel has the kprobe PMU and the symbol.
+fn kprobe_target(sym: &str) -> Result<(), String> {
+    if !Path::new("/sys/bus/event_source/devices/kprobe/type").exists() {
+        return Err(
+            "kernel built without CONFIG_KPROBES (no kprobe PMU in /sys/bus/event_source/devices)"
+                .into(),
+        );
+    }
+    if !kallsyms_has(sym) {
+        return Err(format!(
+            "{sym} is not in /proc/kallsyms (inlined on this build?)"
+        ));
+    }
+    Ok(())
+}
+
 fn kallsyms_has(sym: &str) -> bool {
     std::fs::read_to_string("/proc/kallsyms")
         .is_ok_and(|s| s.lines().any(|l| l.split_whitespace().nth(2) == Some(sym)))
@@ -700,7 +778,9 @@ mod tests {
         assert_eq!(c.victim, None);
         assert_eq!(c.context, Some(Some(ContextHook::Kprobe)));
         assert_eq!("".parse::<HookChoice>().unwrap(), HookChoice::default());
-        assert!("victim=kprobe".parse::<HookChoice>().is_err());
+        let c: HookChoice = "victim=fentry".parse().unwrap();
+        assert_eq!(c.victim, Some(VictimHook::Fentry));
+        assert!("victim=kmsg".parse::<HookChoice>().is_err());
         assert!("context".parse::<HookChoice>().is_err());
         assert!("trigger=tp_btf".parse::<HookChoice>().is_err());
     }

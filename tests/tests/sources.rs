@@ -100,6 +100,43 @@ fn traces_with_only_cap_bpf_and_cap_perfmon() {
     d.stop();
 }
 
+/// A hook forced with --hooks that this kernel refuses is an error: never the kernel log, which
+/// is only for a machine where BPF cannot be used at all. The hook is one `oomtrace check` says
+/// is unavailable here (on the CI host: the context hooks; no kprobes, fentry refused).
+#[test]
+fn forced_hooks_that_cannot_attach_are_an_error_not_the_kernel_log() {
+    if !require_root() {
+        return;
+    }
+    let (st, out, err) =
+        oomtrace_tests::daemon::run_to_exit(&["check", "--json"], &[], Duration::from_mins(1));
+    assert!(st.success(), "oomtrace check: {st}: {err}");
+    let check: Value = serde_json::from_str(&out).expect("check --json");
+    let refused = check["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .find(|a| a.get("error").is_some())
+        .unwrap_or_else(|| panic!("no hook is refused on this kernel: {check:#}"));
+    let force = format!(
+        "{}={}",
+        refused["role"].as_str().unwrap(),
+        refused["hook"].as_str().unwrap()
+    );
+    let (st, _, err) = oomtrace_tests::daemon::run_to_exit(
+        &["run", "--no-pin", "--hooks", &force],
+        &[],
+        Duration::from_mins(1),
+    );
+    assert!(!st.success(), "run --hooks {force} started: {err}");
+    assert!(
+        err.contains("cannot be attached")
+            && !err.contains("BPF cannot be used")
+            && !err.contains("source=kmsg"),
+        "run --hooks {force}: {err}"
+    );
+}
+
 #[test]
 fn without_cap_bpf_it_falls_back_to_the_kernel_log() {
     if !require_root() {

@@ -27,11 +27,12 @@ for w in $(cat /proc/cmdline); do
   case "$w" in
     vmtest.scenarios=*) scenarios=$(echo "${w#vmtest.scenarios=}" | tr ',' ' ') ;;
     vmtest.ready_timeout=*) READY_TIMEOUT=${w#vmtest.ready_timeout=} ;;
+    vmtest.victim_hook=*) VICTIM_HOOK=${w#vmtest.victim_hook=} ;;
   esac
 done
-export READY_TIMEOUT
+export READY_TIMEOUT VICTIM_HOOK
 
-emit "@@vmtest boot uptime=$(cut -d' ' -f1 /proc/uptime)"
+emit "@@vmtest boot uptime=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r)"
 for s in $scenarios; do
   echo "vmtest: scenario $s" >/dev/console
   emit "@@vmtest begin $s"

@@ -5,6 +5,9 @@
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 OOMTRACE=/usr/local/bin/oomtrace
 CG=/sys/fs/cgroup
+# The victim hook the memcg scenarios force (vmtest.victim_hook= on the kernel command line):
+# what `oomtrace run` picks on this kernel (tp_btf, or fentry where mark_victim has only a pid).
+VICTIM_HOOK=${VICTIM_HOOK:-tp_btf}
 
 emit() { printf '%s\n' "$*" >&3; }
 section() { emit "@@vmtest section $1"; }
@@ -99,6 +102,7 @@ stop_oomtrace() {
 before_oom() {
   dmesg -c >/dev/null
   info vmstat_oom_kill_before "$(vmstat_oom_kill)"
+  put meminfo grep -E '^(MemTotal|SwapTotal):' /proc/meminfo
 }
 after_oom() {
   info vmstat_oom_kill_after "$(vmstat_oom_kill)"

@@ -12,6 +12,8 @@ pub enum Need<'a> {
     Program(&'a str),
     /// A statically linked executable (copied alone into a VM).
     StaticExecutable(&'a Path),
+    /// A file (a keyring, ...).
+    File(&'a Path),
     /// Root (uid 0).
     Root,
     /// A rustup toolchain.
@@ -60,6 +62,7 @@ impl Need<'_> {
             Need::StaticExecutable(f) => {
                 (!is_static(f)).then(|| format!("{} (not statically linked)", f.display()))
             }
+            Need::File(f) => (!f.is_file()).then(|| f.display().to_string()),
             // SAFETY: geteuid has no preconditions.
             Need::Root => (unsafe { libc::geteuid() } != 0).then(|| "root (uid 0)".to_owned()),
             Need::Toolchain(t) => (!Command::new("rustup")
@@ -101,6 +104,8 @@ mod tests {
         assert!(Need::Program("sh").missing().is_none());
         assert!(Need::Program("no-such-program-xyz").missing().is_some());
         assert!(!is_static(Path::new("/etc/hostname")));
+        assert!(Need::File(Path::new("/etc/hostname")).missing().is_none());
+        assert!(Need::File(Path::new("/no/such/file")).missing().is_some());
     }
 
     /// A minimal ELF64 header with one program header of type `p_type`.

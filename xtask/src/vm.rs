@@ -25,29 +25,43 @@ use clap::ValueEnum;
 use checks::{Status, TestResult};
 
 const ABOUT: &str =
-    "Boot a Debian kernel in QEMU (TCG) and prove oomtrace's hooks on real OOM kills";
+    "Boot Debian's kernels in QEMU (TCG) and prove oomtrace's hooks on real OOM kills";
 
 const LONG_ABOUT: &str = "\
-Boot a Debian kernel in QEMU (TCG) and prove oomtrace's hooks on real OOM kills.
+Boot Debian's kernels in QEMU (TCG) and prove oomtrace's hooks on real OOM kills.
 
-Steps:
-  1. apt-get download the kernel package into DIR/deb (once), unpack its /boot into
+The kernel matrix (xtask/src/vm/kernel.rs MATRIX, exact versions pinned), all by default:
+  5.10-pid  linux-image-5.10.0-32-cloud-amd64 5.10.223-1 (bullseye): mark_victim passes
+            only a pid; the victim hook is fentry on mark_oom_victim
+  5.10      linux-image-5.10.0-46-cloud-amd64 5.10.262-1 (bullseye-security): mark_victim
+            passes the task (backport); no oom_group_kill in memory.events
+  6.1       linux-image-6.1.0-56-cloud-amd64 6.1.192-2 (bookworm-security)
+  6.12      linux-image-6.12.117+deb13-cloud-amd64 6.12.117-1 (trixie): 2 `oom` per kill
+            in memory.events, rss_anon/rss_file/rss_shmem in the OOM task table
+
+Steps, per kernel:
+  1. apt-get download PACKAGE=VERSION into DIR/deb (once), through an apt index of the test's
+     own (DIR/apt: sources.list of the matrix's suites signed by
+     /usr/share/keyrings/debian-archive-keyring.gpg, its lists and cache, chosen with apt's
+     Dir:: options; the machine's apt configuration is never changed), unpack its /boot into
      DIR/kernel, and check its config: BPF, BTF, kprobes, fentry trampolines, cgroup v2
      memory, tracefs and the 8250 serial console must be built in (no modules are loaded).
   2. Pack an initramfs (cpio newc, gzip): busybox-static and its applet links, the release
      oomtrace binary with the libraries ldd names and the loader, and tests/vm/ (init.sh is
      /init; it mounts proc, sysfs, devtmpfs, tracefs, bpffs and cgroup2 with +memory).
   3. Boot `qemu-system-x86_64 -accel tcg`: one VM (--memory) runs env, check, kprobe, fentry,
-     group-kill and parent-domain in sequence; a second, smaller one (--global-memory) runs
-     global-oom. The kernel console goes to DIR/run/BOOT/console.log; the scenarios write
-     their results to a second serial port, DIR/run/BOOT/results.log. A boot that outlives
-     --timeout is killed and fails.
-  4. Assert on the host: per scenario a `kernel` test (exit statuses, memory.events,
-     /proc/vmstat oom_kill, dmesg) and an `oomtrace` test (its JSON lines, cross-checked
-     with the kernel's numbers). Prints PASS/FAIL/SKIP per test and `N passed, N failed`;
-     exits 1 when a test fails or a VM does not come back.
+     victim-kprobe, victim-fentry, group-kill and parent-domain in sequence; a second, smaller one (--global-memory) runs
+     global-oom. The kernel console goes to DIR/run/SET/BOOT/console.log; the scenarios
+     write their results to a second serial port, DIR/run/SET/BOOT/results.log. A boot that
+     outlives --timeout is killed and fails. The JSON lines oomtrace printed in the guest are
+     kept as DIR/results/UNAME-R/SCENARIO.jsonl.
+  4. Assert on the host, with what that kernel has: per scenario a `kernel` test (exit
+     statuses, memory.events, /proc/vmstat oom_kill, dmesg) and an `oomtrace` test (its JSON
+     lines, cross-checked with the kernel's numbers). Prints PASS/FAIL/SKIP per test and
+     `N passed, N failed`; exits 1 when a test fails or a VM does not come back.
 
-Needs: qemu-system-x86, busybox-static, gzip, dpkg-deb, apt-get (scripts/setup.sh --test).
+Needs: qemu-system-x86, busybox-static, gzip, dpkg-deb, apt-get, debian-archive-keyring
+(scripts/setup.sh --test).
 Relative paths are taken from the workspace root. Each boot takes a few seconds of TCG.";
 
 #[derive(Debug, clap::Args)]
@@ -66,15 +80,12 @@ pub struct Args {
     #[arg(long)]
     no_oomtrace: bool,
 
-    /// Debian kernel package to boot (fetched with apt-get download, cached in DIR/deb).
-    #[arg(
-        long,
-        value_name = "PACKAGE",
-        default_value = "linux-image-6.1.0-56-cloud-amd64"
-    )]
-    kernel_package: String,
+    /// Kernels of the matrix to run, comma-separated: 5.10-pid, 5.10, 6.1, 6.12 (default: all).
+    #[arg(long, value_delimiter = ',', value_name = "NAME", value_parser = kernel_set)]
+    kernel_set: Vec<&'static kernel::KernelSet>,
 
-    /// Boot this kernel image instead of the package (no download, no config check).
+    /// Boot this kernel image instead of the set's package (no download, no config check); the
+    /// checks expect what --kernel-set (exactly one) has.
     #[arg(long, value_name = "VMLINUZ")]
     kernel: Option<PathBuf>,
 
@@ -123,6 +134,10 @@ enum Scenario {
     Kprobe,
     /// Context from fentry on oom_kill_process; one kill in a 64 MiB cgroup.
     Fentry,
+    /// Victim from a kprobe on mark_oom_victim (the fallback of fentry); one kill.
+    VictimKprobe,
+    /// Victim from fentry on mark_oom_victim, also where oomtrace would pick tp_btf; one kill.
+    VictimFentry,
     /// memory.oom.group=1 with four processes: four victims, one context.
     GroupKill,
     /// Limit on a parent cgroup, victim in its child.
@@ -138,6 +153,8 @@ impl Scenario {
             Scenario::Check => "check",
             Scenario::Kprobe => "kprobe",
             Scenario::Fentry => "fentry",
+            Scenario::VictimKprobe => "victim-kprobe",
+            Scenario::VictimFentry => "victim-fentry",
             Scenario::GroupKill => "group-kill",
             Scenario::ParentDomain => "parent-domain",
             Scenario::GlobalOom => "global-oom",
@@ -147,6 +164,16 @@ impl Scenario {
     fn global_boot(self) -> bool {
         self == Scenario::GlobalOom
     }
+}
+
+fn kernel_set(name: &str) -> Result<&'static kernel::KernelSet, String> {
+    kernel::MATRIX
+        .iter()
+        .find(|k| k.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = kernel::MATRIX.iter().map(|k| k.name).collect();
+            format!("unknown kernel set {name:?}: one of {}", names.join(", "))
+        })
 }
 
 fn workspace_root() -> PathBuf {
@@ -179,6 +206,7 @@ fn preflight(args: &Args, root: &Path) {
             crate::preflight::Need::Program("apt-get"),
             crate::preflight::Need::Program("dpkg-deb"),
             crate::preflight::Need::Program("tar"),
+            crate::preflight::Need::File(Path::new(kernel::KEYRING)),
         ]);
     }
     crate::preflight::require("vm-test", &needs, "scripts/setup.sh --test");
@@ -188,85 +216,46 @@ pub fn run(args: &Args) -> Result<()> {
     let t0 = Instant::now();
     let root = workspace_root();
     let dir = resolve(&root, &args.dir);
-    let mut scenarios = if args.scenarios.is_empty() {
-        Scenario::value_variants().to_vec()
+    let sets: Vec<&'static kernel::KernelSet> = if args.kernel_set.is_empty() {
+        kernel::MATRIX.iter().collect()
     } else {
-        args.scenarios.clone()
+        let mut v = Vec::new();
+        for k in &args.kernel_set {
+            if !v.iter().any(|x: &&kernel::KernelSet| x.name == k.name) {
+                v.push(*k);
+            }
+        }
+        v
     };
-    scenarios.sort();
-    scenarios.dedup();
+    ensure!(
+        args.kernel.is_none() || sets.len() == 1,
+        "--kernel VMLINUZ needs --kernel-set NAME (one) to say what that kernel has"
+    );
 
     if !args.replay {
         preflight(args, &root);
     }
-    let run_dir = dir.join("run");
-    let (vmlinuz, initrd) = if args.replay {
-        (PathBuf::new(), PathBuf::new())
+    let run_root = dir.join("run");
+    let initrd = if args.replay {
+        PathBuf::new()
     } else {
-        let t = Instant::now();
-        let kernel = match &args.kernel {
-            Some(k) => kernel::from_image(&resolve(&root, k))?,
-            None => kernel::prepare(&dir, &args.kernel_package)?,
-        };
-        println!(
-            "vm-test: kernel {} ({})",
-            kernel.vmlinuz.display(),
-            secs(t.elapsed())
-        );
-        if !kernel.config_summary.is_empty() {
-            println!("vm-test: config: {}", kernel.config_summary.join(" "));
-        }
         let oomtrace = prepare_oomtrace(args, &root)?;
-        fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-        let initrd = pack(args, &root, &run_dir, oomtrace.as_deref())?;
-        (kernel.vmlinuz, initrd)
+        fs::create_dir_all(&run_root)
+            .with_context(|| format!("creating {}", run_root.display()))?;
+        pack(args, &root, &run_root, oomtrace.as_deref())?
     };
 
     let mut results = Vec::new();
-    let ctx = checks::Ctx {
-        with_oomtrace: !args.no_oomtrace,
-    };
-    for (boot, memory, global) in [
-        ("main", args.memory, false),
-        ("global", args.global_memory, true),
-    ] {
-        let here: Vec<Scenario> = scenarios
-            .iter()
-            .copied()
-            .filter(|s| s.global_boot() == global)
-            .collect();
-        if here.is_empty() {
-            continue;
-        }
-        let names: Vec<&str> = here.iter().map(|s| s.name()).collect();
-        let spec = qemu::Boot {
-            name: boot,
-            vmlinuz: &vmlinuz,
-            initrd: &initrd,
-            memory_mib: memory,
-            cmdline: format!(
-                "vmtest.scenarios={} vmtest.ready_timeout={}",
-                names.join(","),
-                args.ready_timeout
-            ),
-            dir: run_dir.join(boot),
-            timeout: Duration::from_secs(args.timeout),
-        };
-        println!("vm-test: boot {boot}: {memory} MiB, {}", names.join(", "));
-        let _ = std::io::stdout().flush();
-        let out = if args.replay {
-            qemu::replay(&spec)?
-        } else {
-            qemu::run(&spec)?
-        };
-        results.extend(judge_boot(&spec, &out, &names, &ctx));
+    for set in sets {
+        results.extend(run_set(args, &root, &dir, &initrd, set)?);
     }
 
     let (passed, failed, skipped) = print_results(&results);
     println!(
-        "vm-test: total {} (logs in {})",
+        "vm-test: total {} (logs in {}, oomtrace's lines in {})",
         secs(t0.elapsed()),
-        run_dir.display()
+        run_root.display(),
+        dir.join("results").display()
     );
     if skipped > 0 {
         println!("{passed} passed, {failed} failed, {skipped} skipped");
@@ -279,6 +268,140 @@ pub fn run(args: &Args) -> Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Boots one kernel of the matrix and judges its scenarios.
+fn run_set(
+    args: &Args,
+    root: &Path,
+    dir: &Path,
+    initrd: &Path,
+    set: &'static kernel::KernelSet,
+) -> Result<Vec<TestResult>> {
+    let mut results = Vec::new();
+    let run_root = dir.join("run");
+    let mut scenarios = if args.scenarios.is_empty() {
+        Scenario::value_variants().to_vec()
+    } else {
+        args.scenarios.clone()
+    };
+    scenarios.sort();
+    scenarios.dedup();
+    let t = Instant::now();
+    println!(
+        "vm-test: kernel set {}: {}={} ({}, {})",
+        set.name,
+        set.package,
+        set.version,
+        set.suite,
+        if set.has.mark_victim_task {
+            "mark_victim passes the task"
+        } else {
+            "mark_victim passes only a pid"
+        }
+    );
+    let vmlinuz = if args.replay {
+        PathBuf::new()
+    } else {
+        let kernel = match &args.kernel {
+            Some(k) => kernel::from_image(&resolve(root, k)),
+            None => kernel::prepare(dir, set),
+        };
+        match kernel {
+            Ok(k) => {
+                println!(
+                    "vm-test: kernel {} ({})",
+                    k.vmlinuz.display(),
+                    secs(t.elapsed())
+                );
+                if !k.config_summary.is_empty() {
+                    println!("vm-test: config: {}", k.config_summary.join(" "));
+                }
+                k.vmlinuz
+            }
+            Err(e) => {
+                results.push(TestResult {
+                    name: format!("{}: kernel package", set.name),
+                    status: Status::Fail(vec![format!("{e:#}")]),
+                });
+                return Ok(results);
+            }
+        }
+    };
+    let ctx = checks::Ctx {
+        with_oomtrace: !args.no_oomtrace,
+        set,
+    };
+    let run_dir = run_root.join(set.name);
+    for (boot, memory, global) in [
+        ("main", args.memory, false),
+        ("global", args.global_memory, true),
+    ] {
+        let here: Vec<Scenario> = scenarios
+            .iter()
+            .copied()
+            .filter(|s| s.global_boot() == global)
+            .collect();
+        if here.is_empty() {
+            return Ok(results);
+        }
+        let names: Vec<&str> = here.iter().map(|s| s.name()).collect();
+        let spec = qemu::Boot {
+            name: boot,
+            vmlinuz: &vmlinuz,
+            initrd,
+            memory_mib: memory,
+            cmdline: format!(
+                "vmtest.scenarios={} vmtest.ready_timeout={} vmtest.victim_hook={}",
+                names.join(","),
+                args.ready_timeout,
+                set.victim_hook()
+            ),
+            dir: run_dir.join(boot),
+            timeout: Duration::from_secs(args.timeout),
+        };
+        println!(
+            "vm-test: boot {}/{boot}: {memory} MiB, {}",
+            set.name,
+            names.join(", ")
+        );
+        let _ = std::io::stdout().flush();
+        let out = if args.replay {
+            qemu::replay(&spec)?
+        } else {
+            qemu::run(&spec)?
+        };
+        let rep = report::parse(&out.results);
+        keep_results(dir, &rep);
+        results.extend(judge_boot(&spec, &out, &rep, &names, &ctx));
+    }
+    println!("vm-test: kernel set {}: {}", set.name, secs(t.elapsed()));
+    Ok(results)
+}
+
+/// Keeps the JSON lines oomtrace printed in each scenario as DIR/results/UNAME-R/SCENARIO.jsonl,
+/// so the same kill can be compared across kernels without booting again.
+fn keep_results(dir: &Path, rep: &report::BootReport) {
+    let Some(uname) = rep.kernel.as_deref() else {
+        return;
+    };
+    // The guest's own word names a directory: no separators, no `..`.
+    if uname.is_empty() || uname.contains('/') || uname.starts_with('.') {
+        eprintln!("vm-test: odd guest uname {uname:?}: results not kept");
+        return;
+    }
+    let out = dir.join("results").join(uname);
+    for (name, s) in &rep.scenarios {
+        let lines = s.section("oomtrace.stdout");
+        if lines.trim().is_empty() {
+            continue;
+        }
+        let r = fs::create_dir_all(&out)
+            .and_then(|()| fs::write(out.join(format!("{name}.jsonl")), lines));
+        if let Err(e) = r {
+            eprintln!("vm-test: keeping {name}'s lines in {}: {e}", out.display());
+        }
+    }
 }
 
 fn prepare_oomtrace(args: &Args, root: &Path) -> Result<Option<PathBuf>> {
@@ -311,10 +434,10 @@ fn prepare_oomtrace(args: &Args, root: &Path) -> Result<Option<PathBuf>> {
 fn judge_boot(
     spec: &qemu::Boot<'_>,
     out: &qemu::Outcome,
+    rep: &report::BootReport,
     names: &[&str],
     ctx: &checks::Ctx,
 ) -> Vec<TestResult> {
-    let rep = report::parse(&out.results);
     let mut fails = Vec::new();
     match out.status {
         None => fails.push(format!("killed after {} (--timeout)", secs(spec.timeout))),
@@ -338,7 +461,7 @@ fn judge_boot(
             .reduce(f64::max)
             .map_or_else(|| "?".into(), |u| format!("{u:.1}")),
     );
-    println!("vm-test: boot {}: {timing}", spec.name);
+    println!("vm-test: boot {}/{}: {timing}", ctx.set.name, spec.name);
     for n in names {
         if let Some(s) = rep.scenarios.get(*n)
             && let (Some(a), Some(b)) = (s.start_uptime, s.end_uptime)
@@ -355,7 +478,10 @@ fn judge_boot(
         );
     }
     let mut results = vec![TestResult {
-        name: format!("boot {} ({} MiB)", spec.name, spec.memory_mib),
+        name: format!(
+            "{}: boot {} ({} MiB)",
+            ctx.set.name, spec.name, spec.memory_mib
+        ),
         status: if fails.is_empty() {
             Status::Pass
         } else {

@@ -1,2 +1,2 @@
 # Context from fentry on oom_kill_process: one memcg OOM kill in a 64 MiB cgroup.
-memcg_single fentry --hooks victim=tp_btf,context=fentry
+memcg_single fentry --hooks victim=$VICTIM_HOOK,context=fentry

@@ -2,7 +2,7 @@
 # 64 MiB cgroup. The fourth triggers the OOM; the kernel kills all four.
 cgroup_new group 64M
 echo 1 >"$CG/group/memory.oom.group"
-start_oomtrace --hooks victim=tp_btf,context=kprobe
+start_oomtrace --hooks victim=$VICTIM_HOOK,context=kprobe
 before_oom
 loops=
 for i in 1 2 3; do

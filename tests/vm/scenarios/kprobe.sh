@@ -1,2 +1,2 @@
 # Context from a kprobe on oom_kill_process: one memcg OOM kill in a 64 MiB cgroup.
-memcg_single kprobe --hooks victim=tp_btf,context=kprobe
+memcg_single kprobe --hooks victim=$VICTIM_HOOK,context=kprobe

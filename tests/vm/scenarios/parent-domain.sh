@@ -2,7 +2,7 @@
 cgroup_new parent 64M
 echo +memory >"$CG/parent/cgroup.subtree_control"
 cgroup_new parent/child
-start_oomtrace --hooks victim=tp_btf,context=fentry
+start_oomtrace --hooks victim=$VICTIM_HOOK,context=fentry
 before_oom
 spawn_in parent/child dd if=/dev/zero of=/dev/null bs=128M count=1
 pid=$!

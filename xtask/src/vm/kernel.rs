@@ -1,5 +1,8 @@
-//! The guest kernel: a Debian `linux-image-*` package fetched with `apt-get download`, cached,
-//! and unpacked (its `/boot` only) under the vm-test directory.
+//! The guest kernels: Debian `linux-image-*` packages at pinned versions ([`MATRIX`]), fetched
+//! with `apt-get download` through a package index of the test's own (`DIR/apt/`: its sources
+//! list, lists and cache, selected with apt's `Dir::` options; the machine's apt configuration
+//! and lists are never touched), cached, and unpacked (their `/boot` only) under the vm-test
+//! directory.
 
 use std::{
     fs,
@@ -8,6 +11,107 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
+
+/// One kernel of the matrix: the package, its exact version and where Debian serves it, and
+/// what this kernel has (what the checks expect of it).
+#[derive(Debug, Clone, Copy)]
+pub struct KernelSet {
+    /// `--kernel-set NAME`.
+    pub name: &'static str,
+    pub package: &'static str,
+    /// The exact Debian version (`apt-get download PACKAGE=VERSION`).
+    pub version: &'static str,
+    /// The archive (`http://deb.debian.org/ARCHIVE`) and suite that serve it.
+    pub archive: &'static str,
+    pub suite: &'static str,
+    /// What the kernel has, and so what the checks expect.
+    pub has: Has,
+}
+
+/// Kernel features the checks depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct Has {
+    /// `oom:mark_victim` passes the victim's `task_struct` (6.9+, or a stable backport); else
+    /// only its pid, and the victim hook is fentry on `mark_oom_victim`.
+    pub mark_victim_task: bool,
+    /// `memory.events` has `oom_group_kill` (5.17+ and backports).
+    pub oom_group_kill_counter: bool,
+    /// `memory.events` `oom` of one memcg OOM whose chosen victim is the task that triggered
+    /// it (the memcg-single and parent-domain scenarios). 6.12 counts 2 (seen: the killed
+    /// trigger retries its charge and runs the OOM path once more, which finds it already
+    /// marked and kills nothing); the older kernels 1. A group kill, whose chosen task is not
+    /// the trigger, counts 1 on all four.
+    pub oom_events_self_kill: u64,
+}
+
+impl KernelSet {
+    /// The victim hook `oomtrace run` picks on this kernel.
+    pub fn victim_hook(&self) -> &'static str {
+        if self.has.mark_victim_task {
+            "tp_btf"
+        } else {
+            "fentry"
+        }
+    }
+}
+
+/// The kernel matrix, in the order `cargo xtask vm-test` runs it. Versions are pinned: when
+/// Debian drops one from its archive, pick the current one with
+/// `apt-cache -o Dir::Etc::sourcelist=target/vm/apt/sources.list -o Dir::State=target/vm/apt/state
+/// -o Dir::Cache=target/vm/apt/cache policy PACKAGE` and update it here and in README.md.
+pub const MATRIX: &[KernelSet] = &[
+    KernelSet {
+        name: "5.10-pid",
+        package: "linux-image-5.10.0-32-cloud-amd64",
+        version: "5.10.223-1",
+        archive: "debian",
+        suite: "bullseye",
+        has: Has {
+            mark_victim_task: false,
+            oom_group_kill_counter: false,
+            oom_events_self_kill: 1,
+        },
+    },
+    KernelSet {
+        name: "5.10",
+        package: "linux-image-5.10.0-46-cloud-amd64",
+        version: "5.10.262-1",
+        archive: "debian-security",
+        suite: "bullseye-security",
+        has: Has {
+            mark_victim_task: true,
+            oom_group_kill_counter: false,
+            oom_events_self_kill: 1,
+        },
+    },
+    KernelSet {
+        name: "6.1",
+        package: "linux-image-6.1.0-56-cloud-amd64",
+        version: "6.1.192-2",
+        archive: "debian-security",
+        suite: "bookworm-security",
+        has: Has {
+            mark_victim_task: true,
+            oom_group_kill_counter: true,
+            oom_events_self_kill: 1,
+        },
+    },
+    KernelSet {
+        name: "6.12",
+        package: "linux-image-6.12.117+deb13-cloud-amd64",
+        version: "6.12.117-1",
+        archive: "debian",
+        suite: "trixie",
+        has: Has {
+            mark_victim_task: true,
+            oom_group_kill_counter: true,
+            oom_events_self_kill: 2,
+        },
+    },
+];
+
+/// The keyring Debian's archive is signed with (package debian-archive-keyring).
+pub const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 /// A kernel image ready to boot.
 pub struct Kernel {
@@ -44,12 +148,12 @@ const REQUIRED: &[(&str, &str)] = &[
     ("SERIAL_8250_CONSOLE", "console=ttyS0"),
 ];
 
-/// Fetch (or reuse) `package`'s .deb under `cache`, unpack its /boot, check its config.
-pub fn prepare(cache: &Path, package: &str) -> Result<Kernel> {
+/// Fetch (or reuse) the set's .deb under `cache`, unpack its /boot, check its config.
+pub fn prepare(cache: &Path, set: &KernelSet) -> Result<Kernel> {
     let deb_dir = cache.join("deb");
-    let deb = match find_deb(&deb_dir, package)? {
+    let deb = match find_deb(&deb_dir, set.package, set.version)? {
         Some(deb) => deb,
-        None => download(&deb_dir, package)?,
+        None => download(cache, &deb_dir, set)?,
     };
     let stem = deb
         .file_stem()
@@ -85,11 +189,12 @@ pub fn from_image(vmlinuz: &Path) -> Result<Kernel> {
     })
 }
 
-fn find_deb(dir: &Path, package: &str) -> Result<Option<PathBuf>> {
+/// `PACKAGE_VERSION_*.deb` in `dir` (apt writes an epoch's `:` as `%3a`).
+fn find_deb(dir: &Path, package: &str, version: &str) -> Result<Option<PathBuf>> {
     if !dir.is_dir() {
         return Ok(None);
     }
-    let prefix = format!("{package}_");
+    let prefix = format!("{package}_{}_", version.replace(':', "%3a"));
     let mut found: Vec<PathBuf> = fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(Result::ok)
@@ -120,30 +225,116 @@ fn find_prefixed(dir: &Path, prefix: &str) -> Result<Option<PathBuf>> {
     Ok(found.pop())
 }
 
-fn download(dir: &Path, package: &str) -> Result<PathBuf> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    eprintln!("vm-test: apt-get download {package}");
-    let get = || {
-        Command::new("apt-get")
-            .args(["download", "-q", package])
-            .current_dir(dir)
-            .status()
-            .context("running apt-get download (is this a Debian system?)")
-    };
-    if !get()?.success() {
-        // A fresh machine may have no package lists yet.
-        eprintln!("vm-test: apt-get download failed; running apt-get update and retrying");
-        let st = Command::new("apt-get")
-            .args(["update", "-qq"])
-            .status()
-            .context("running apt-get update")?;
-        ensure!(st.success(), "apt-get update failed ({st}); are you root?");
-        let st = get()?;
-        ensure!(st.success(), "apt-get download {package} failed ({st})");
+/// The test's own apt: `DIR/apt/sources.list` (the matrix's suites, signed by Debian's archive
+/// keyring), its own lists and cache; everything else is apt's defaults and the machine's
+/// apt.conf (proxies), which is only read.
+pub struct Apt {
+    root: PathBuf,
+}
+
+impl Apt {
+    pub fn new(cache: &Path) -> Result<Self> {
+        let root = cache.join("apt");
+        for d in [
+            "sources.list.d",
+            "state/lists/partial",
+            "cache/archives/partial",
+        ] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+        }
+        ensure!(
+            Path::new(KEYRING).is_file(),
+            "{KEYRING} not found: apt-get install debian-archive-keyring (scripts/setup.sh --test)"
+        );
+        let mut lines: Vec<String> = MATRIX
+            .iter()
+            .map(|k| {
+                format!(
+                    "deb [signed-by={KEYRING}] http://deb.debian.org/{} {} main",
+                    k.archive, k.suite
+                )
+            })
+            .collect();
+        lines.dedup();
+        let list = format!(
+            "# Written by cargo xtask vm-test (xtask/src/vm/kernel.rs MATRIX): the suites of the\n\
+             # kernel matrix. Used only through apt's Dir:: options, never by the system's apt.\n{}\n",
+            lines.join("\n")
+        );
+        let path = root.join("sources.list");
+        if fs::read_to_string(&path).ok().as_deref() != Some(list.as_str()) {
+            fs::write(&path, list).with_context(|| format!("writing {}", path.display()))?;
+            // New suites: the old lists do not cover them.
+            let _ = fs::remove_file(root.join("state/updated"));
+        }
+        Ok(Self { root })
     }
-    find_deb(dir, package)?.with_context(|| {
+
+    /// `-o Dir::...` options that point apt at this index only.
+    pub fn options(&self) -> Vec<String> {
+        let r = |p: &str| self.root.join(p).display().to_string();
+        vec![
+            format!("-oDir::Etc::sourcelist={}", r("sources.list")),
+            format!("-oDir::Etc::sourceparts={}", r("sources.list.d")),
+            format!("-oDir::State={}", r("state")),
+            format!("-oDir::Cache={}", r("cache")),
+            "-oAcquire::Languages=none".into(),
+            "-oAPT::Architecture=amd64".into(),
+            // The downloads go to a root-owned directory: fetch as root, not as `_apt`.
+            "-oAPT::Sandbox::User=root".into(),
+        ]
+    }
+
+    fn apt_get(&self, args: &[&str], cwd: &Path) -> Result<()> {
+        let st = Command::new("apt-get")
+            .args(self.options())
+            .args(args)
+            .current_dir(cwd)
+            .status()
+            .context("running apt-get (is this a Debian system?)")?;
+        ensure!(st.success(), "apt-get {} failed ({st})", args.join(" "));
+        Ok(())
+    }
+
+    /// `apt-get update` of this index, once (a marker file remembers it).
+    pub fn update(&self) -> Result<()> {
+        let marker = self.root.join("state/updated");
+        if marker.exists() {
+            return Ok(());
+        }
+        eprintln!(
+            "vm-test: apt-get update of {}",
+            self.root.join("sources.list").display()
+        );
+        self.apt_get(&["update", "-q"], &self.root)?;
+        fs::write(&marker, "").with_context(|| format!("writing {}", marker.display()))?;
+        Ok(())
+    }
+}
+
+fn download(cache: &Path, dir: &Path, set: &KernelSet) -> Result<PathBuf> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let apt = Apt::new(cache)?;
+    let want = format!("{}={}", set.package, set.version);
+    apt.update()?;
+    eprintln!("vm-test: apt-get download {want}");
+    if apt.apt_get(&["download", "-q", &want], dir).is_err() {
+        // Lists older than the pin.
+        let _ = fs::remove_file(apt.root.join("state/updated"));
+        apt.update()?;
+        apt.apt_get(&["download", "-q", &want], dir).with_context(|| {
+            format!(
+                "{want} is not in {} {} any more: pin the current version in xtask/src/vm/kernel.rs MATRIX",
+                set.archive, set.suite
+            )
+        })?;
+    }
+    find_deb(dir, set.package, set.version)?.with_context(|| {
         format!(
-            "apt-get download left no {package}_*.deb in {}",
+            "apt-get download left no {}_{}_*.deb in {}",
+            set.package,
+            set.version,
             dir.display()
         )
     })

@@ -1,7 +1,7 @@
 //! What one boot carried out on ttyS1. The guest (tests/vm/init.sh, lib.sh) writes:
 //!
 //! ```text
-//! @@vmtest boot uptime=1.53
+//! @@vmtest boot uptime=1.53 kernel=6.1.0-56-cloud-amd64
 //! @@vmtest begin SCENARIO
 //! @@vmtest section NAME        (raw lines follow, up to the next @@vmtest line)
 //! @@vmtest end SCENARIO rc=0 uptime=2.42
@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 pub struct BootReport {
     /// Uptime (s) when /init started writing.
     pub init_uptime: Option<f64>,
+    /// `uname -r` of the guest.
+    pub kernel: Option<String>,
     pub scenarios: BTreeMap<String, Scenario>,
     /// `@@vmtest done` seen: /init got to the end.
     pub done: bool,
@@ -90,6 +92,10 @@ pub fn parse(text: &str) -> BootReport {
             match words.as_slice() {
                 ["boot", ..] => {
                     r.init_uptime = uptime_field(&words);
+                    r.kernel = words
+                        .iter()
+                        .find_map(|w| w.strip_prefix("kernel="))
+                        .map(str::to_owned);
                     last_end = r.init_uptime;
                 }
                 ["begin", name, ..] => {
@@ -134,12 +140,13 @@ mod tests {
     #[test]
     fn frames() {
         let r = parse(
-            "junk\n@@vmtest boot uptime=1.5\n@@vmtest begin a\n@@vmtest section info\nk=v=w\n\
+            "junk\n@@vmtest boot uptime=1.5 kernel=5.10.0-32-cloud-amd64\n@@vmtest begin a\n@@vmtest section info\nk=v=w\n\
              @@vmtest section memory.events:/a\noom 1\noom_kill 2\n@@vmtest section info\nn=3\n\
              @@vmtest end a rc=0 uptime=2.5\n@@vmtest begin b\n@@vmtest section x\npartial\n",
         );
         assert!(!r.done);
         assert_eq!(r.init_uptime, Some(1.5));
+        assert_eq!(r.kernel.as_deref(), Some("5.10.0-32-cloud-amd64"));
         let a = &r.scenarios["a"];
         assert_eq!(a.rc, Some(0));
         assert_eq!(a.info("k"), Some("v=w"));
