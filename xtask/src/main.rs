@@ -63,7 +63,7 @@ enum Task {
     /// Build the release binary and install it with its systemd unit, configuration, man pages
     /// and completions (`--prefix`, default /usr/local; `--destdir` for staging).
     Install(install::Args),
-    /// Boot a Debian kernel in QEMU (TCG) and prove oomtrace's hooks on real OOM kills.
+    // No doc comment: it would replace vm::Args' about and long_about (the matrix, the steps).
     VmTest(vm::Args),
 }
 

@@ -36,8 +36,9 @@ The kernel matrix (xtask/src/vm/kernel.rs MATRIX, exact versions pinned), all by
   5.10      linux-image-5.10.0-46-cloud-amd64 5.10.262-1 (bullseye-security): mark_victim
             passes the task (backport); no oom_group_kill in memory.events
   6.1       linux-image-6.1.0-56-cloud-amd64 6.1.192-2 (bookworm-security)
-  6.12      linux-image-6.12.117+deb13-cloud-amd64 6.12.117-1 (trixie): 2 `oom` per kill
-            in memory.events, rss_anon/rss_file/rss_shmem in the OOM task table
+  6.12      linux-image-6.12.117+deb13-cloud-amd64 6.12.117-1 (trixie): memory.events
+            counts 2 `oom` when the killed task triggered the OOM; rss_anon/rss_file/
+            rss_shmem in the OOM task table
 
 Steps, per kernel:
   1. apt-get download PACKAGE=VERSION into DIR/deb (once), through an apt index of the test's
