@@ -1043,6 +1043,12 @@ fn oomtrace_group_kill(s: &Scenario, set: &KernelSet, c: &mut Check) {
             v.at("flags.group_kill").and_then(Json::as_bool),
             true,
         );
+        // A group kill takes every task of the memcg: the container dies (issue 15).
+        c.eq(
+            &format!("{who}: outcome"),
+            str_at(v, "outcome"),
+            "container_exit",
+        );
         c.eq(
             &format!("{who}: hook"),
             str_at(v, "hook"),
