@@ -412,10 +412,11 @@ async fn pump(
         match input {
             Input::Bpf { ring, logs, .. } => tokio::select! {
                 guard = ring.readable_mut() => {
+                    let woke = std::time::Instant::now();
                     let mut guard = guard.context("waiting on the ring buffer")?;
                     let r = guard.get_inner_mut();
                     while let Some(item) = r.next() {
-                        if let Some(ev) = pipeline.handle(&item)
+                        if let Some(ev) = pipeline.handle_woken(&item, woke)
                             && on_event(&ev) == Flow::Stop
                         {
                             break 'outer Ended::Done;
@@ -534,6 +535,7 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     if let (Some(m), Some(listener)) = (settings.metrics, listener) {
         let (mut registry, msink) = metrics::build(m.max_series, &t.attempts, t.acct.clone());
         metrics::register_dropped(&mut registry, t.pipeline.sinks.stalled.clone());
+        t.pipeline.processing.register(&mut registry);
         // Stays 0 with the BPF source.
         let (untrusted, overrun) = match &t.input {
             Input::Kmsg(src) => (src.records.untrusted.clone(), src.overrun.clone()),
