@@ -31,6 +31,15 @@ pub const CGROUP_NAME_MAX: usize = 256;
 pub const CGROUP_MAX_DEPTH: usize = 16;
 
 /// First bytes of every ring record.
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::KnownLayout,
+        zerocopy::Immutable
+    )
+)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecordHeader {
@@ -45,6 +54,15 @@ pub struct RecordHeader {
 }
 
 /// A cgroup as read in the kernel: its kernfs id and the names on the way to the root.
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::KnownLayout,
+        zerocopy::Immutable
+    )
+)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct CgroupRef {
@@ -115,6 +133,15 @@ pub mod hook {
 }
 
 /// One task marked as OOM victim (`oom:mark_victim`).
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::KnownLayout,
+        zerocopy::Immutable
+    )
+)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct VictimRecord {
@@ -157,6 +184,15 @@ pub struct VictimRecord {
 }
 
 /// One OOM: the `struct oom_control` handed to `oom_kill_process`, and who ran it.
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::KnownLayout,
+        zerocopy::Immutable
+    )
+)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ContextRecord {
@@ -185,6 +221,15 @@ pub struct ContextRecord {
 
 /// A victim has exited: `sched:sched_process_exit` of a thread the victim hook put in the map of
 /// victims waiting to exit. `header.boot_ns` is the exit.
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::KnownLayout,
+        zerocopy::Immutable
+    )
+)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ExitRecord {
@@ -241,6 +286,15 @@ pub const ABSENT: u32 = u32::MAX;
 /// Kernel struct member offsets, resolved from the running kernel's BTF at start-up by the daemon
 /// (`oomtrace::kernel::offsets`) and handed to the programs as one read-only global. Any field may
 /// be [`ABSENT`]; whatever depends on it is then reported as absent.
+#[cfg_attr(
+    feature = "user",
+    derive(
+        zerocopy::FromBytes,
+        zerocopy::IntoBytes,
+        zerocopy::KnownLayout,
+        zerocopy::Immutable
+    )
+)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelOffsets {
@@ -382,14 +436,11 @@ pub struct ContextLink {
     pub pad: u32,
 }
 
+/// aya needs its own `Pod` for a value handed to `EbpfLoader::override_global`: the one global
+/// this crate defines. The ring records need none: the daemon decodes them through zerocopy.
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: plain #[repr(C)] integers.
+    // SAFETY: #[repr(C)] of u32 only: no padding, any bit pattern valid (the zerocopy derives
+    // on it check exactly that at compile time).
     unsafe impl aya::Pod for super::KernelOffsets {}
-    unsafe impl aya::Pod for super::ContextLink {}
-    // SAFETY: plain #[repr(C)] data of integers and byte arrays, valid for any bit pattern.
-    unsafe impl aya::Pod for super::RecordHeader {}
-    unsafe impl aya::Pod for super::VictimRecord {}
-    unsafe impl aya::Pod for super::ContextRecord {}
-    unsafe impl aya::Pod for super::ExitRecord {}
 }

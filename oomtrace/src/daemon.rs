@@ -297,10 +297,13 @@ async fn pump(
         match input {
             Input::Bpf(src) => tokio::select! {
                 guard = src.ring.readable_mut() => {
+                    let woke = std::time::Instant::now();
                     health.woke();
                     let mut guard = guard.context("waiting on the ring buffer")?;
                     let flow = bpf::drain(guard.get_inner_mut(), |item| {
-                        pipeline.handle(item).map_or(Flow::Continue, |ev| on_event(&ev))
+                        pipeline
+                            .handle_woken(item, woke)
+                            .map_or(Flow::Continue, |ev| on_event(&ev))
                     });
                     if flow == Flow::Stop {
                         break 'outer Ended::Done;
@@ -457,6 +460,7 @@ pub async fn run(args: &RunArgs, log_level: log::LevelFilter) -> anyhow::Result<
     if let (Some(m), Some(listener)) = (settings.metrics, listener) {
         let (mut registry, msink) = metrics::build(m.max_series, &t.attempts, t.acct.clone());
         metrics::register_dropped(&mut registry, t.pipeline.sinks.stalled.clone());
+        t.pipeline.processing.register(&mut registry);
         // Stays 0 with the BPF source.
         let (untrusted, overrun) = match &t.input {
             Input::Kmsg(src) => (src.records.untrusted.clone(), src.overrun.clone()),

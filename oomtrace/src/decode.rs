@@ -8,6 +8,7 @@ use std::mem::size_of;
 use oomtrace_common::{
     ContextRecord, ExitRecord, RECORD_VERSION, RecordHeader, VictimRecord, kind,
 };
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 /// A decoded ring record.
 #[derive(Debug, Clone)]
@@ -36,37 +37,30 @@ pub enum DecodeError {
     UnknownKind { kind: u16 },
 }
 
-/// Copies a `T` out of `bytes`, which must be exactly `size_of::<T>()` long (checked by callers).
-fn read_exact<T: aya::Pod>(bytes: &[u8]) -> T {
-    debug_assert_eq!(bytes.len(), size_of::<T>());
-    // SAFETY: T is Pod (any bit pattern is valid) and the length was checked; read_unaligned
-    // because the ring gives no alignment guarantee beyond 8 bytes.
-    unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) }
-}
-
-fn checked<T: aya::Pod>(h: &RecordHeader, bytes: &[u8]) -> Result<T, DecodeError> {
+/// Copies a `T` out of `bytes` when the record's header and the ring agree with `T`'s size.
+/// zerocopy's `FromBytes` proves at compile time that any bit pattern is a valid `T`; the copy
+/// is unaligned (the ring gives no alignment guarantee beyond 8 bytes).
+fn checked<T: FromBytes>(h: &RecordHeader, bytes: &[u8]) -> Result<T, DecodeError> {
     let expected = size_of::<T>();
-    if bytes.len() != expected || h.size as usize != expected {
-        return Err(DecodeError::SizeMismatch {
-            kind: h.kind,
-            declared: h.size,
-            got: bytes.len(),
-            expected,
-        });
+    let mismatch = || DecodeError::SizeMismatch {
+        kind: h.kind,
+        declared: h.size,
+        got: bytes.len(),
+        expected,
+    };
+    if h.size as usize != expected {
+        return Err(mismatch());
     }
-    Ok(read_exact(bytes))
+    T::read_from_bytes(bytes).map_err(|_| mismatch())
 }
 
 /// Decodes one ring record.
 pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
-    let need = size_of::<RecordHeader>();
-    if bytes.len() < need {
-        return Err(DecodeError::NotEnoughBytes {
+    let (h, _) =
+        RecordHeader::read_from_prefix(bytes).map_err(|_| DecodeError::NotEnoughBytes {
             got: bytes.len(),
-            need,
-        });
-    }
-    let h: RecordHeader = read_exact(&bytes[..need]);
+            need: size_of::<RecordHeader>(),
+        })?;
     if h.version != RECORD_VERSION {
         return Err(DecodeError::UnsupportedVersion { version: h.version });
     }
@@ -79,9 +73,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
 }
 
 /// The bytes of a record, as the kernel side writes them (for tests and benchmarks).
-pub fn as_bytes<T: aya::Pod>(v: &T) -> &[u8] {
-    // SAFETY: Pod, so every byte is initialized plain data.
-    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(v).cast::<u8>(), size_of::<T>()) }
+pub fn as_bytes<T: IntoBytes + Immutable>(v: &T) -> &[u8] {
+    v.as_bytes()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The userspace data path: ring bytes → decode → join with the OOM context → event → enrich →
 //! sinks.
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, time::Instant};
 
 use oomtrace_common::ContextRecord;
 
@@ -52,6 +52,8 @@ pub struct Pipeline {
     pub recent_cgroups: Vec<String>,
     /// Victims waiting to exit; None when no exit hook is attached.
     exits: Option<ExitTracker>,
+    /// `oomtrace_event_processing_seconds`: wake-up → decode → enrich → write, per victim.
+    pub processing: crate::sink::metrics::Processing,
 }
 
 impl Pipeline {
@@ -77,6 +79,7 @@ impl Pipeline {
             started_boot_ns: crate::clock::boot_ns_now(),
             recent_cgroups: Vec::new(),
             exits: None,
+            processing: crate::sink::metrics::Processing::default(),
         }
     }
 
@@ -173,8 +176,16 @@ impl Pipeline {
 
     /// Handles one ring record; returns the event it produced, if any.
     pub fn handle(&mut self, bytes: &[u8]) -> Option<Event> {
+        self.handle_woken(bytes, Instant::now())
+    }
+
+    /// [`Pipeline::handle`] of a record read after the ring woke the event loop at `woke`: a
+    /// victim's stages are timed from then (`oomtrace_event_processing_seconds`).
+    pub fn handle_woken(&mut self, bytes: &[u8], woke: Instant) -> Option<Event> {
         self.stats.records += 1;
-        match decode::decode(bytes) {
+        let record = decode::decode(bytes);
+        let decoded = Instant::now();
+        match record {
             Ok(Record::Victim(v)) => {
                 self.stats.victims += 1;
                 let ctx = (v.context_seq != 0)
@@ -198,7 +209,10 @@ impl Pipeline {
                     self.recent_cgroups.push(cg.path.clone());
                 }
                 self.enrich(&mut ev);
+                let enriched = Instant::now();
                 self.sinks.emit(&ev);
+                self.processing
+                    .observe(woke, decoded, enriched, Instant::now());
                 if let Some(t) = &mut self.exits
                     && v.present & oomtrace_common::present::PID != 0
                 {
@@ -305,6 +319,49 @@ mod tests {
                 },
                 ..CgroupRef::EMPTY
             },
+        }
+    }
+
+    #[test]
+    fn each_victim_is_timed_from_the_wake_up_through_every_stage() {
+        let sys = System {
+            page_size: 4096,
+            ram_pages: 1 << 20,
+            swap_pages: 0,
+        };
+        let mut p = Pipeline::new(
+            "n".into(),
+            sys,
+            GfpTable::builtin(),
+            false,
+            Enricher::new("/nonexistent"),
+            Sinks::default(),
+        );
+        let mut r = prometheus_client::registry::Registry::default();
+        p.processing.register(&mut r);
+        // A wake-up 50 ms ago: every stage of both victims counts from it.
+        let woke = Instant::now()
+            .checked_sub(std::time::Duration::from_millis(50))
+            .unwrap();
+        p.handle_woken(as_bytes(&crate::decode::tests::victim(1)), woke);
+        p.handle_woken(as_bytes(&crate::decode::tests::victim(2)), woke);
+        // A context record is no event: not timed.
+        p.handle_woken(as_bytes(&context(7, false)), woke);
+        let mut t = String::new();
+        prometheus_client::encoding::text::encode(&mut t, &r).unwrap();
+        for stage in ["decode", "enrich", "write"] {
+            assert!(
+                t.contains(&format!(
+                    "oomtrace_event_processing_seconds_count{{stage=\"{stage}\"}} 2"
+                )),
+                "{t}"
+            );
+            assert!(
+                t.contains(&format!(
+                    "oomtrace_event_processing_seconds_bucket{{le=\"0.025\",stage=\"{stage}\"}} 0"
+                )),
+                "timed from the wake-up, 50 ms ago: {t}"
+            );
         }
     }
 

@@ -224,18 +224,33 @@ struct KernelFacts {
     btf_error: Option<String>,
 }
 
-/// Reads the kernel's BTF twice — aya's parse (for tp_btf/fentry loads) and ours (offsets) —
-/// on two threads at once: start-up time is mostly BTF parsing.
+/// Reads the kernel's BTF file once and parses it twice, on two threads at once: aya's parse
+/// (handed to the loader and to the tp_btf/fentry loads) and ours (offsets). Start-up time and
+/// its peak memory are mostly these two parses.
 fn kernel_facts(mode: CgroupMode) -> KernelFacts {
-    let (btf, ours) = std::thread::scope(|s| {
-        let ours = s.spawn(|| btf::Btf::from_file(BTF_PATH).map_err(|e| e.to_string()));
-        let btf = Btf::from_sys_fs().map_err(|e| format!("{BTF_PATH}: {e}"));
-        (
-            btf,
-            ours.join()
-                .unwrap_or_else(|_| Err("BTF reader panicked".into())),
-        )
-    });
+    let (btf, ours) = match std::fs::read(BTF_PATH) {
+        Err(e) => {
+            let e = format!("{BTF_PATH}: {e}");
+            (Err(e.clone()), Err(e))
+        }
+        Ok(data) => {
+            let data = std::sync::Arc::new(data);
+            let shared = data.clone();
+            std::thread::scope(|s| {
+                let ours = s.spawn(move || {
+                    btf::Btf::from_shared(shared).map_err(|e| format!("{BTF_PATH}: {e}"))
+                });
+                let btf = Btf::parse(&data, aya::Endianness::default())
+                    .map_err(|e| format!("{BTF_PATH}: {e}"));
+                drop(data);
+                (
+                    btf,
+                    ours.join()
+                        .unwrap_or_else(|_| Err("BTF reader panicked".into())),
+                )
+            })
+        }
+    };
     let (resolved, has_task, has_okp, has_mov) = match &ours {
         Ok(b) => {
             let params = b
@@ -283,12 +298,7 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
         .map_err(|e| anyhow::anyhow!("oom:mark_victim format: {e}"))?;
     log::debug!("mark_victim layout: {layout:?}");
     let t0 = std::time::Instant::now();
-    // aya's loader parses the kernel's BTF again when created: do that beside our own reads.
-    let (facts, mut loader) = std::thread::scope(|s| {
-        let loader = s.spawn(EbpfLoader::new);
-        let facts = kernel_facts(opts.cgroup_mode);
-        (facts, loader.join().unwrap_or_else(|_| EbpfLoader::new()))
-    });
+    let facts = kernel_facts(opts.cgroup_mode);
     log::debug!(
         "start-up: BTF read and offsets resolved in {:?}",
         t0.elapsed()
@@ -315,6 +325,12 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
             opts.ring_size
         );
     }
+    // aya 0.14's `EbpfLoader::new` parses the kernel's BTF once more, unconditionally (aya issue
+    // #1172; lazy upstream since aya commit 49a5aa8c, not in a release this build uses). Running
+    // it after `kernel_facts` keeps that parse from overlapping ours, and `btf()` swaps its copy
+    // for ours at once, so only one aya parse is alive while the object loads.
+    let mut loader = EbpfLoader::new();
+    loader.btf(facts.btf.as_ref());
     for (name, value) in &globals {
         loader.override_global(name, value, true);
     }

@@ -4,8 +4,10 @@
 //! reads (offsets, sizes, enum values such as `memory_cgrp_id`) from the running kernel's BTF in
 //! userspace at start-up and hands the numbers to the eBPF programs as read-only globals.
 //!
-//! We write our own reader instead of using the `btf-rs` crate: `btf-rs` is LGPL-2.1 and we want
-//! no licence questions in a GPL-2.0-only binary. This module needs only `std` and `thiserror`.
+//! A hand-written reader rather than the `btf-rs` crate (LGPL-2.1-or-later, which a GPL-2.0
+//! program may use): replacing it has not been measured yet for start-up time and peak memory
+//! (docs/benchmarks.md). This module needs only `std` and `thiserror`; the daemon hands it the
+//! same bytes it hands aya's parser ([`Btf::from_shared`]), so the file is read once.
 //!
 //! Format: `include/uapi/linux/btf.h` and `Documentation/bpf/btf.rst` in the kernel tree. A BTF
 //! blob is a header (magic `0xeB9F`, version 1, `hdr_len`, then offsets and lengths of the type and
@@ -22,6 +24,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// BTF magic number, as stored little-endian at the start of the blob.
 const BTF_MAGIC: u16 = 0xEB9F;
@@ -276,7 +279,8 @@ impl RawType {
 /// structs defined differently in different compilation units), lookups use the one with the
 /// lowest type id.
 pub struct Btf {
-    data: Vec<u8>,
+    /// The blob; shared, so the daemon can hand the same bytes to aya's parser.
+    data: Arc<Vec<u8>>,
     /// Absolute offset and length of the string section.
     str_start: usize,
     str_len: usize,
@@ -447,6 +451,14 @@ impl Btf {
     /// blob, sections out of bounds, truncated or unknown type records, name offsets outside the
     /// string section, references to missing type ids.
     pub fn from_bytes(data: Vec<u8>) -> Result<Btf> {
+        Btf::from_shared(Arc::new(data))
+    }
+
+    /// [`Btf::from_bytes`] of a blob that someone else reads too (no copy).
+    ///
+    /// # Errors
+    /// As [`Btf::from_bytes`].
+    pub fn from_shared(data: Arc<Vec<u8>>) -> Result<Btf> {
         let blob_len = data.len();
         let magic = u16_at(&data, 0).ok_or(BtfError::TruncatedHeader {
             len: blob_len,

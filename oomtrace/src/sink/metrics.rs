@@ -266,6 +266,64 @@ const EXIT_BUCKETS: [f64; 12] = [
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0,
 ];
 
+/// `oomtrace_event_processing_seconds{stage}`: the time the daemon owns for each victim event,
+/// from the ring's wake-up (the event loop woke because the ring had records) to the end of each
+/// stage: `decode` (record checked and copied), `enrich` (event built, owner and outcome from the
+/// caches), `write` (handed to every output: written by direct sinks, queued for a queued one).
+/// Events handled in one wake-up all count from that wake-up.
+#[derive(Clone, Debug)]
+pub struct Processing {
+    stages: Family<StageLabels, Histogram>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
+}
+
+/// Buckets of `oomtrace_event_processing_seconds`: microseconds, up to a stalled 100 ms.
+const PROCESSING_BUCKETS: [f64; 12] = [
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.01,
+    0.025, 0.1,
+];
+
+impl Default for Processing {
+    fn default() -> Self {
+        Self {
+            stages: Family::new_with_constructor(|| Histogram::new(PROCESSING_BUCKETS)),
+        }
+    }
+}
+
+impl Processing {
+    /// Records one event's stage ends, each measured from `woke`.
+    pub fn observe(
+        &self,
+        woke: std::time::Instant,
+        decoded: std::time::Instant,
+        enriched: std::time::Instant,
+        written: std::time::Instant,
+    ) {
+        for (stage, at) in [
+            ("decode", decoded),
+            ("enrich", enriched),
+            ("write", written),
+        ] {
+            self.stages
+                .get_or_create(&StageLabels { stage })
+                .observe(at.saturating_duration_since(woke).as_secs_f64());
+        }
+    }
+
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "oomtrace_event_processing_seconds",
+            "Time from the ring's wake-up to the end of each stage of a victim event (stage: decode, enrich, write = handed to every output), in seconds.",
+            self.stages.clone(),
+        );
+    }
+}
+
 /// Builds the registry and the sink that feeds it. `counters`: the BPF `COUNTERS` map.
 pub fn build(
     max_series: usize,
