@@ -337,6 +337,10 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     loader.override_global("OFFSETS", &offsets, true);
     loader.override_global("AYA_LOG_LEVEL", &log_level, false);
     loader.map_max_entries("EVENTS", opts.ring_size);
+    if let Some(n) = test_context_map_entries() {
+        log::warn!("test setting: CONTEXTS map of {n} entries (OOMTRACE_TEST_CONTEXT_MAP_ENTRIES)");
+        loader.map_max_entries("CONTEXTS", n);
+    }
     let mut ebpf = loader
         .load(EBPF_OBJECT)
         .context("loading the eBPF object")?;
@@ -655,6 +659,24 @@ fn attach_victim(
     Ok(())
 }
 
+/// Test-only (tests/vm scenario `contexts-lru`): the size of the `CONTEXTS` map, made tiny to
+/// show that victims keep joining their OOM after more trigger threads than it has entries.
+fn test_context_map_entries() -> Option<u32> {
+    std::env::var("OOMTRACE_TEST_CONTEXT_MAP_ENTRIES")
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// Test-only (same scenario): attach no return hook, as on kernels where it cannot attach, so
+/// nothing removes `CONTEXTS` entries but the map itself.
+fn no_return_hook_test() -> Result<(), String> {
+    if std::env::var_os("OOMTRACE_TEST_NO_RETURN_HOOK").is_some() {
+        return Err("left out by OOMTRACE_TEST_NO_RETURN_HOOK (a test setting)".into());
+    }
+    Ok(())
+}
+
 fn attach_context(
     ebpf: &mut Ebpf,
     h: ContextHook,
@@ -682,6 +704,7 @@ fn attach_context(
             });
             // The return hook only ends the join window; without it, a 5 s age limit does.
             let r: Result<(), String> = (|| {
+                no_return_hook_test()?;
                 let x: &mut FExit = prog(ebpf, "oom_kill_process_fexit")?;
                 x.load("oom_kill_process", btf).map_err(chain)?;
                 let id = x.attach().map_err(chain)?;
@@ -710,6 +733,7 @@ fn attach_context(
                 },
             );
             let r: Result<(), String> = (|| {
+                no_return_hook_test()?;
                 let x: &mut KProbe = prog(ebpf, "oom_kill_process_kretprobe")?;
                 x.load().map_err(chain)?;
                 let id = x.attach("oom_kill_process", 0).map_err(chain)?;

@@ -143,6 +143,9 @@ enum Scenario {
     GroupKill,
     /// Limit on a parent cgroup, victim in its child.
     ParentDomain,
+    /// A 2-entry CONTEXTS map (test setting), no return hook, four OOMs by four triggers: every
+    /// victim still joins its OOM.
+    ContextsLru,
     /// System-wide OOM in a small VM (a boot of its own).
     GlobalOom,
 }
@@ -158,6 +161,7 @@ impl Scenario {
             Scenario::VictimFentry => "victim-fentry",
             Scenario::GroupKill => "group-kill",
             Scenario::ParentDomain => "parent-domain",
+            Scenario::ContextsLru => "contexts-lru",
             Scenario::GlobalOom => "global-oom",
         }
     }

@@ -128,6 +128,10 @@ pub fn scenario(name: &str, s: Option<&Scenario>, ctx: &Ctx) -> Vec<TestResult> 
             parent_domain_kernel(s, k, &mut kernel);
             Some(oomtrace_parent_domain)
         }
+        "contexts-lru" => {
+            contexts_lru_kernel(s, &mut kernel);
+            Some(oomtrace_contexts_lru)
+        }
         "global-oom" => {
             global_kernel(s, &mut kernel);
             Some(oomtrace_global)
@@ -588,6 +592,52 @@ fn stderr_tail(s: &Scenario) -> String {
 
 /// oomtrace started, said `ready` (naming `hooks`, `role=hook` each), survived the OOM, and
 /// stopped cleanly on SIGINT. Returns its victim lines.
+/// Four memcg OOM kills, one per cgroup, each by its own task.
+fn contexts_lru_kernel(s: &Scenario, c: &mut Check) {
+    for i in 1..=4 {
+        let pid = s.info_u64(&format!("victim_pid:{i}"));
+        c.that(pid.is_some(), || format!("no victim_pid:{i}"));
+        if let Some(p) = pid {
+            c.eq(
+                &format!("exit status of victim {i}"),
+                s.info_i64(&format!("rc:{p}")),
+                137,
+            );
+        }
+    }
+}
+
+/// Without a return hook and with room for 2 contexts, all four victims joined their OOM.
+fn oomtrace_contexts_lru(s: &Scenario, set: &KernelSet, c: &mut Check) {
+    let victims = oomtrace_run(
+        s,
+        &[&format!("victim={}", set.victim_hook()), "context=kprobe"],
+        c,
+    );
+    c.that(victims.len() == 4, || {
+        format!("{} victim lines, want 4", victims.len())
+    });
+    let mut ids = BTreeSet::new();
+    for v in &victims {
+        let who = format!("victim {:?}", u64_at(v, "victim.pid"));
+        c.eq(
+            &format!("{who}: flags.context_missing"),
+            v.at("flags.context_missing").and_then(Json::as_bool),
+            false,
+        );
+        let id = u64_at(v, "context_id");
+        c.that(id.is_some(), || format!("{who}: no context_id"));
+        ids.extend(id);
+    }
+    c.that(ids.len() == victims.len(), || {
+        format!("context ids {ids:?}: one OOM each")
+    });
+    let err = s.section("oomtrace.stderr");
+    c.that(err.contains("OOMTRACE_TEST_CONTEXT_MAP_ENTRIES"), || {
+        "the 2-entry CONTEXTS test setting was not applied".into()
+    });
+}
+
 fn oomtrace_run(s: &Scenario, hooks: &[&str], c: &mut Check) -> Vec<Json> {
     if s.info("oomtrace") == Some("absent") {
         c.fail("oomtrace was not in the VM".into());
