@@ -143,6 +143,8 @@ enum Scenario {
     GroupKill,
     /// Limit on a parent cgroup, victim in its child.
     ParentDomain,
+    /// No context hook: the limit comes from the victim hook's memcg walk (`source` "bpf").
+    LimitBpf,
     /// A 2-entry CONTEXTS map (test setting), no return hook, four OOMs by four triggers: every
     /// victim still joins its OOM.
     ContextsLru,
@@ -161,6 +163,7 @@ impl Scenario {
             Scenario::VictimFentry => "victim-fentry",
             Scenario::GroupKill => "group-kill",
             Scenario::ParentDomain => "parent-domain",
+            Scenario::LimitBpf => "limit-bpf",
             Scenario::ContextsLru => "contexts-lru",
             Scenario::GlobalOom => "global-oom",
         }

@@ -128,6 +128,10 @@ pub fn scenario(name: &str, s: Option<&Scenario>, ctx: &Ctx) -> Vec<TestResult> 
             parent_domain_kernel(s, k, &mut kernel);
             Some(oomtrace_parent_domain)
         }
+        "limit-bpf" => {
+            memcg_single_kernel(s, k, name, &mut kernel);
+            Some(oomtrace_limit_bpf)
+        }
         "contexts-lru" => {
             contexts_lru_kernel(s, &mut kernel);
             Some(oomtrace_contexts_lru)
@@ -592,6 +596,33 @@ fn stderr_tail(s: &Scenario) -> String {
 
 /// oomtrace started, said `ready` (naming `hooks`, `role=hook` each), survived the OOM, and
 /// stopped cleanly on SIGINT. Returns its victim lines.
+/// Without a context hook, the limit is the one the victim hook read in the kernel.
+fn oomtrace_limit_bpf(s: &Scenario, set: &KernelSet, c: &mut Check) {
+    let victims = oomtrace_run(
+        s,
+        &[&format!("victim={}", set.victim_hook()), "context=none"],
+        c,
+    );
+    c.that(victims.len() == 1, || {
+        format!("{} victim lines, want 1", victims.len())
+    });
+    for v in &victims {
+        c.eq("limit.source", str_at(v, "limit.source"), "bpf");
+        c.eq("limit.bytes", u64_at(v, "limit.bytes"), MEMCG_LIMIT);
+        c.eq("limit.cgroup", str_at(v, "limit.cgroup"), "/limit-bpf");
+        let usage = u64_at(v, "limit.usage_bytes");
+        c.that(
+            usage.is_some_and(|u| u >= MEMCG_LIMIT / 2 && u <= MEMCG_LIMIT),
+            || format!("limit.usage_bytes {usage:?}, want within [limit/2, limit] at the kill"),
+        );
+        c.eq(
+            "flags.context_missing",
+            v.at("flags.context_missing").and_then(Json::as_bool),
+            true,
+        );
+    }
+}
+
 /// Four memcg OOM kills, one per cgroup, each by its own task.
 fn contexts_lru_kernel(s: &Scenario, c: &mut Check) {
     for i in 1..=4 {
