@@ -612,7 +612,7 @@ fn oomtrace_limit_bpf(s: &Scenario, set: &KernelSet, c: &mut Check) {
         c.eq("limit.cgroup", str_at(v, "limit.cgroup"), "/limit-bpf");
         let usage = u64_at(v, "limit.usage_bytes");
         c.that(
-            usage.is_some_and(|u| u >= MEMCG_LIMIT / 2 && u <= MEMCG_LIMIT),
+            usage.is_some_and(|u| (MEMCG_LIMIT / 2..=MEMCG_LIMIT).contains(&u)),
             || format!("limit.usage_bytes {usage:?}, want within [limit/2, limit] at the kill"),
         );
         c.eq(
