@@ -394,19 +394,32 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
 
 /// `tracepoint/sched/sched_process_exit`, for the victims' exits (pinned as `link-exit-tracepoint`).
 fn attach_exit(ebpf: &mut Ebpf, pin: Option<&Pinner<'_>>) -> Result<(), String> {
-    let p: &mut TracePoint = prog(ebpf, "sched_process_exit")?;
-    p.load().map_err(chain)?;
-    let id = p.attach("sched", "sched_process_exit").map_err(chain)?;
-    keep(
+    attach_tracepoint(
+        ebpf,
+        "sched_process_exit",
+        ("sched", "sched_process_exit"),
         pin,
         "exit-tracepoint",
-        aya::features().bpf_perf_link(),
-        || {
-            p.take_link(id)
-                .map_err(chain)
-                .and_then(|l| FdLink::try_from(l).map_err(chain))
-        },
-    );
+    )
+}
+
+/// Loads program `name`, attaches it to the classic tracepoint `category:event` and keeps its
+/// link (pinned as `link-<pin_name>` where the kernel has perf links).
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    name: &str,
+    (category, event): (&str, &str),
+    pin: Option<&Pinner<'_>>,
+    pin_name: &str,
+) -> Result<(), String> {
+    let p: &mut TracePoint = prog(ebpf, name)?;
+    p.load().map_err(chain)?;
+    let id = p.attach(category, event).map_err(chain)?;
+    keep(pin, pin_name, aya::features().bpf_perf_link(), || {
+        p.take_link(id)
+            .map_err(chain)
+            .and_then(|l| FdLink::try_from(l).map_err(chain))
+    });
     Ok(())
 }
 
@@ -640,21 +653,13 @@ fn attach_victim(
                 },
             );
         }
-        VictimHook::Tracepoint => {
-            let p: &mut TracePoint = prog(ebpf, "mark_victim_tp")?;
-            p.load().map_err(chain)?;
-            let id = p.attach("oom", "mark_victim").map_err(chain)?;
-            keep(
-                pin,
-                "victim-tracepoint",
-                aya::features().bpf_perf_link(),
-                || {
-                    p.take_link(id)
-                        .map_err(chain)
-                        .and_then(|l| FdLink::try_from(l).map_err(chain))
-                },
-            );
-        }
+        VictimHook::Tracepoint => attach_tracepoint(
+            ebpf,
+            "mark_victim_tp",
+            ("oom", "mark_victim"),
+            pin,
+            "victim-tracepoint",
+        )?,
     }
     Ok(())
 }
