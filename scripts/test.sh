@@ -3,7 +3,7 @@
 #  1. unit + black-box tests on this host (real OOM kills in memory cgroups);
 #  2. the kernel matrix: Debian's 5.10.223 (pid-only mark_victim), 5.10.262, 6.1 and 6.12
 #     kernels under QEMU, one VM at a time (every victim and context hook, cgroup v2, group kill,
-#     global OOM), see tests/vm/README.md.
+#     global OOM, cgroup v1 where the kernel has it), see tests/vm/README.md.
 # Tests that need root and BPF fail (not skip) when CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -14,8 +14,16 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t bpf bpf /sys/fs/bpf
-mount -t cgroup2 cgroup2 /sys/fs/cgroup
-echo +memory > /sys/fs/cgroup/cgroup.subtree_control
+# cgroup v2 with +memory; or, with `vmtest.cgroup=v1` (the memcg-v1 boot), only the v1 memory
+# hierarchy at /sys/fs/cgroup/memory (a controller bound to v2 cannot be mounted as v1).
+if grep -qw 'vmtest.cgroup=v1' /proc/cmdline; then
+  mount -t tmpfs cgroup /sys/fs/cgroup
+  mkdir /sys/fs/cgroup/memory
+  mount -t cgroup -o memory memory /sys/fs/cgroup/memory
+else
+  mount -t cgroup2 cgroup2 /sys/fs/cgroup
+  echo +memory > /sys/fs/cgroup/cgroup.subtree_control
+fi
 
 . /vmtest/lib.sh
 

@@ -38,7 +38,7 @@ The kernel matrix (xtask/src/vm/kernel.rs MATRIX, exact versions pinned), all by
   6.1       linux-image-6.1.0-56-cloud-amd64 6.1.192-2 (bookworm-security)
   6.12      linux-image-6.12.117+deb13-cloud-amd64 6.12.117-1 (trixie): memory.events
             counts 2 `oom` when the killed task triggered the OOM; rss_anon/rss_file/
-            rss_shmem in the OOM task table
+            rss_shmem in the OOM task table; no cgroup v1 memory controller
 
 Steps, per kernel:
   1. apt-get download PACKAGE=VERSION into DIR/deb (once), through an apt index of the test's
@@ -51,8 +51,10 @@ Steps, per kernel:
      oomtrace binary with the libraries ldd names and the loader, and tests/vm/ (init.sh is
      /init; it mounts proc, sysfs, devtmpfs, tracefs, bpffs and cgroup2 with +memory).
   3. Boot `qemu-system-x86_64 -accel tcg`: one VM (--memory) runs env, check, kprobe, fentry,
-     victim-kprobe, victim-fentry, group-kill and parent-domain in sequence; a second, smaller one (--global-memory) runs
-     global-oom. The kernel console goes to DIR/run/SET/BOOT/console.log; the scenarios
+     victim-kprobe, victim-fentry, victim-raw-tp, victim-tracepoint, tracepoint-other,
+     group-kill, parent-domain, limit-bpf and contexts-lru in sequence; a second, smaller one
+     (--global-memory) runs global-oom; a third (--memory, cgroup v1 memory only, on the
+     kernels that have it) runs memcg-v1. The kernel console goes to DIR/run/SET/BOOT/console.log; the scenarios
      write their results to a second serial port, DIR/run/SET/BOOT/results.log. A boot that
      outlives --timeout is killed and fails. The JSON lines oomtrace printed in the guest are
      kept as DIR/results/UNAME-R/SCENARIO.jsonl.
@@ -139,6 +141,14 @@ enum Scenario {
     VictimKprobe,
     /// Victim from fentry on mark_oom_victim, also where oomtrace would pick tp_btf; one kill.
     VictimFentry,
+    /// Victim from raw_tracepoint/mark_victim; one kill (refused, with the reason, where
+    /// mark_victim passes only a pid).
+    VictimRawTp,
+    /// Victim from the classic tracepoint oom:mark_victim; one kill whose victim ran the OOM.
+    VictimTracepoint,
+    /// The classic tracepoint when the victim is not the task that ran the OOM killer: only the
+    /// event's own fields, nothing of the trigger's.
+    TracepointOther,
     /// memory.oom.group=1 with four processes: four victims, one context.
     GroupKill,
     /// Limit on a parent cgroup, victim in its child.
@@ -150,6 +160,9 @@ enum Scenario {
     ContextsLru,
     /// System-wide OOM in a small VM (a boot of its own).
     GlobalOom,
+    /// A memcg OOM under cgroup v1 (a boot of its own, on the kernels that have the v1 memory
+    /// controller).
+    MemcgV1,
 }
 
 impl Scenario {
@@ -161,17 +174,37 @@ impl Scenario {
             Scenario::Fentry => "fentry",
             Scenario::VictimKprobe => "victim-kprobe",
             Scenario::VictimFentry => "victim-fentry",
+            Scenario::VictimRawTp => "victim-raw-tp",
+            Scenario::VictimTracepoint => "victim-tracepoint",
+            Scenario::TracepointOther => "tracepoint-other",
             Scenario::GroupKill => "group-kill",
             Scenario::ParentDomain => "parent-domain",
             Scenario::LimitBpf => "limit-bpf",
             Scenario::ContextsLru => "contexts-lru",
             Scenario::GlobalOom => "global-oom",
+            Scenario::MemcgV1 => "memcg-v1",
         }
     }
 
-    fn global_boot(self) -> bool {
-        self == Scenario::GlobalOom
+    /// The boot that runs it.
+    fn boot(self) -> BootKind {
+        match self {
+            Scenario::GlobalOom => BootKind::Global,
+            Scenario::MemcgV1 => BootKind::CgroupV1,
+            _ => BootKind::Main,
+        }
     }
+}
+
+/// The boots of one kernel: the scenarios of each share one VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BootKind {
+    /// cgroup v2 with +memory, --memory MiB.
+    Main,
+    /// --global-memory MiB, for the system-wide OOM.
+    Global,
+    /// Only the cgroup v1 memory hierarchy (`vmtest.cgroup=v1`), --memory MiB.
+    CgroupV1,
 }
 
 fn kernel_set(name: &str) -> Result<&'static kernel::KernelSet, String> {
@@ -296,37 +329,12 @@ fn run_set(
     scenarios.sort();
     scenarios.dedup();
     let t = Instant::now();
-    println!(
-        "vm-test: kernel set {}: {}={} ({}, {})",
-        set.name,
-        set.package,
-        set.version,
-        set.suite,
-        if set.has.mark_victim_task {
-            "mark_victim passes the task"
-        } else {
-            "mark_victim passes only a pid"
-        }
-    );
+    announce(set);
     let vmlinuz = if args.replay {
         PathBuf::new()
     } else {
-        let kernel = match &args.kernel {
-            Some(k) => kernel::from_image(&resolve(root, k)),
-            None => kernel::prepare(dir, set),
-        };
-        match kernel {
-            Ok(k) => {
-                println!(
-                    "vm-test: kernel {} ({})",
-                    k.vmlinuz.display(),
-                    secs(t.elapsed())
-                );
-                if !k.config_summary.is_empty() {
-                    println!("vm-test: config: {}", k.config_summary.join(" "));
-                }
-                k.vmlinuz
-            }
+        match kernel_image(args, root, dir, set, t) {
+            Ok(k) => k,
             Err(e) => {
                 results.push(TestResult {
                     name: format!("{}: kernel package", set.name),
@@ -341,26 +349,45 @@ fn run_set(
         set,
     };
     let run_dir = run_root.join(set.name);
-    for (boot, memory, global) in [
-        ("main", args.memory, false),
-        ("global", args.global_memory, true),
+    for (boot, memory, kind) in [
+        ("main", args.memory, BootKind::Main),
+        ("global", args.global_memory, BootKind::Global),
+        ("v1", args.memory, BootKind::CgroupV1),
     ] {
         let here: Vec<Scenario> = scenarios
             .iter()
             .copied()
-            .filter(|s| s.global_boot() == global)
+            .filter(|s| s.boot() == kind)
             .collect();
         if here.is_empty() {
-            return Ok(results);
+            continue;
         }
         let names: Vec<&str> = here.iter().map(|s| s.name()).collect();
+        if kind == BootKind::CgroupV1 && !set.has.memcg_v1 {
+            let status = no_memcg_v1(dir, set);
+            for n in &names {
+                results.push(TestResult {
+                    name: format!(
+                        "{}: {n}: expected absence, no cgroup v1 memory controller (config)",
+                        set.name
+                    ),
+                    status: status.clone(),
+                });
+            }
+            continue;
+        }
+        let extra = if kind == BootKind::CgroupV1 {
+            " vmtest.cgroup=v1"
+        } else {
+            ""
+        };
         let spec = qemu::Boot {
             name: boot,
             vmlinuz: &vmlinuz,
             initrd,
             memory_mib: memory,
             cmdline: format!(
-                "vmtest.scenarios={} vmtest.ready_timeout={} vmtest.victim_hook={}",
+                "vmtest.scenarios={} vmtest.ready_timeout={} vmtest.victim_hook={}{extra}",
                 names.join(","),
                 args.ready_timeout,
                 set.victim_hook()
@@ -385,6 +412,63 @@ fn run_set(
     }
     println!("vm-test: kernel set {}: {}", set.name, secs(t.elapsed()));
     Ok(results)
+}
+
+fn announce(set: &kernel::KernelSet) {
+    println!(
+        "vm-test: kernel set {}: {}={} ({}, {})",
+        set.name,
+        set.package,
+        set.version,
+        set.suite,
+        if set.has.mark_victim_task {
+            "mark_victim passes the task"
+        } else {
+            "mark_victim passes only a pid"
+        }
+    );
+}
+
+/// A kernel the matrix says has no cgroup v1 memory controller: an expected absence (Debian's
+/// 6.12 is built without CONFIG_MEMCG_V1), proven from its own config rather than skipped.
+fn no_memcg_v1(dir: &Path, set: &kernel::KernelSet) -> Status {
+    match kernel::config_lacks(dir, set, "MEMCG_V1") {
+        Some(true) => Status::Pass,
+        Some(false) => Status::Fail(vec![
+            "its config does not say `# CONFIG_MEMCG_V1 is not set`: set memcg_v1 in \
+             MATRIX (xtask/src/vm/kernel.rs) and run memcg-v1 on it"
+                .into(),
+        ]),
+        None => Status::Fail(vec![format!(
+            "no unpacked config of {}={} under {}",
+            set.package,
+            set.version,
+            dir.join("kernel").display()
+        )]),
+    }
+}
+
+/// The set's kernel image (fetched and checked), or the one given with --kernel.
+fn kernel_image(
+    args: &Args,
+    root: &Path,
+    dir: &Path,
+    set: &'static kernel::KernelSet,
+    t: Instant,
+) -> Result<PathBuf> {
+    let k = match &args.kernel {
+        Some(k) => kernel::from_image(&resolve(root, k)),
+        None => kernel::prepare(dir, set),
+    }?;
+    println!(
+        "vm-test: kernel {} ({})",
+        k.vmlinuz.display(),
+        secs(t.elapsed())
+    );
+    if !k.config_summary.is_empty() {
+        println!("vm-test: config: {}", k.config_summary.join(" "));
+    }
+    Ok(k.vmlinuz)
 }
 
 /// Keeps the JSON lines oomtrace printed in each scenario as DIR/results/UNAME-R/SCENARIO.jsonl,
@@ -497,7 +581,14 @@ fn judge_boot(
         },
     }];
     for n in names {
-        results.extend(checks::scenario(n, rep.scenarios.get(*n), ctx));
+        results.extend(
+            checks::scenario(n, rep.scenarios.get(*n), ctx)
+                .into_iter()
+                .map(|mut r| {
+                    r.name = format!("{}: {}", ctx.set.name, r.name);
+                    r
+                }),
+        );
     }
     results
 }

@@ -30,6 +30,7 @@ const PAGE: u64 = 4096;
 /// seen: MemTotal is identical before and after the OOM).
 pub const GLOBAL_TOTALPAGES_TOLERANCE: u64 = 64;
 
+#[derive(Clone, Debug)]
 pub enum Status {
     Pass,
     Fail(Vec<String>),
@@ -111,14 +112,25 @@ pub fn scenario(name: &str, s: Option<&Scenario>, ctx: &Ctx) -> Vec<TestResult> 
             None
         }
         "check" => Some(oomtrace_check),
-        "kprobe" | "fentry" | "victim-kprobe" | "victim-fentry" => {
+        "kprobe" | "fentry" | "victim-kprobe" | "victim-fentry" | "victim-raw-tp"
+        | "victim-tracepoint" => {
             memcg_single_kernel(s, k, name, &mut kernel);
             Some(match name {
                 "kprobe" => oomtrace_kprobe,
                 "fentry" => oomtrace_fentry,
                 "victim-kprobe" => oomtrace_victim_kprobe,
-                _ => oomtrace_victim_fentry,
+                "victim-fentry" => oomtrace_victim_fentry,
+                "victim-raw-tp" => oomtrace_victim_raw_tp,
+                _ => oomtrace_victim_tracepoint,
             })
+        }
+        "tracepoint-other" => {
+            tracepoint_other_kernel(s, &mut kernel);
+            Some(oomtrace_tracepoint_other)
+        }
+        "memcg-v1" => {
+            memcg_v1_kernel(s, &mut kernel);
+            Some(oomtrace_memcg_v1)
         }
         "group-kill" => {
             group_kill_kernel(s, k, &mut kernel);
@@ -881,6 +893,12 @@ fn kernel_numbers(v: &Json, d: &Dmesg, c: &mut Check) {
 /// `/proc/PID/oom_score` showed, computed from those numbers and the guest's MemTotal as
 /// `proc_oom_score()` does.
 fn kernel_lines(s: &Scenario, v: &Json, d: &Dmesg, c: &mut Check) {
+    kernel_lines_with(s, v, d, c, true);
+}
+
+/// [`kernel_lines`], the cgroup left out when `cgroup` is false (a victim hook that cannot know
+/// it).
+fn kernel_lines_with(s: &Scenario, v: &Json, d: &Dmesg, c: &mut Check, cgroup: bool) {
     let pid = u64_at(v, "victim.pid");
     let who = format!("victim {pid:?}");
     let Some(line) = pid.and_then(|p| d.killed.iter().find(|k| k.pid == p)) else {
@@ -918,7 +936,7 @@ fn kernel_lines(s: &Scenario, v: &Json, d: &Dmesg, c: &mut Check) {
         ),
         None => c.fail(format!("{who}: the kernel's line has no oom_score_adj")),
     }
-    if let Some(m) = &d.task_memcg {
+    if cgroup && let Some(m) = &d.task_memcg {
         c.eq(
             &format!("{who}: victim.cgroup.path (oom-kill: task_memcg)"),
             str_at(v, "victim.cgroup.path"),
@@ -1084,6 +1102,208 @@ fn oomtrace_victim_kprobe(s: &Scenario, _: &KernelSet, c: &mut Check) {
 /// tests/vm/scenarios/victim-fentry.sh: fentry on mark_oom_victim, on every kernel.
 fn oomtrace_victim_fentry(s: &Scenario, _: &KernelSet, c: &mut Check) {
     memcg_single(s, ["fentry", "kprobe"], "victim-fentry", c);
+}
+
+/// tests/vm/scenarios/victim-raw-tp.sh: raw_tracepoint/mark_victim, on every kernel. Where
+/// mark_victim passes only a pid, the forced hook is refused with the reason and oomtrace exits
+/// (it never falls back to the kernel log when BPF works).
+fn oomtrace_victim_raw_tp(s: &Scenario, set: &KernelSet, c: &mut Check) {
+    if set.has.mark_victim_task {
+        memcg_single(s, ["raw_tracepoint", "kprobe"], "victim-raw-tp", c);
+        return;
+    }
+    let ready = s.info("oomtrace_ready").unwrap_or("never reported");
+    c.that(ready.starts_with("exited"), || {
+        format!("oomtrace_ready {ready:?}: want `exited` (the forced hook refused)")
+    });
+    let rc = s.info_i64("oomtrace_rc");
+    c.that(rc.is_some_and(|r| r != 0), || {
+        format!("oomtrace exit status {rc:?}, want non-zero")
+    });
+    let err = s.section("oomtrace.stderr");
+    for want in [
+        "raw_tracepoint",
+        "passes only a pid",
+        "not falling back to the kernel log",
+    ] {
+        c.that(err.contains(want), || {
+            format!("stderr lacks {want:?}: {}", stderr_tail(s))
+        });
+    }
+    c.that(!s.section("oomtrace.stdout").contains("\"victim\""), || {
+        "victim lines from a refused hook".into()
+    });
+}
+
+/// tests/vm/scenarios/victim-tracepoint.sh: the classic tracepoint, on every kernel; the victim
+/// ran the OOM killer, so its record is whole everywhere, pid-only kernels included.
+fn oomtrace_victim_tracepoint(s: &Scenario, _: &KernelSet, c: &mut Check) {
+    memcg_single(s, ["tracepoint", "fentry"], "victim-tracepoint", c);
+}
+
+/// tests/vm/scenarios/tracepoint-other.sh: a resident hog chosen when another task overflows the
+/// cgroup.
+fn tracepoint_other_kernel(s: &Scenario, c: &mut Check) {
+    let d = parse_dmesg(s.section("dmesg"));
+    no_survivors(s, c);
+    let hog = s.info_u64("victim_pid");
+    let trig = s.info_u64("trigger_pid");
+    c.that(hog.is_some() && trig.is_some(), || {
+        "no victim_pid or trigger_pid".into()
+    });
+    if let (Some(hog), Some(trig)) = (hog, trig) {
+        c.eq("hog exit status", s.info_i64(&format!("rc:{hog}")), 137);
+        c.eq("trigger exit status", s.info_i64(&format!("rc:{trig}")), 0);
+        c.eq("dmesg oom-kill pid", d.chosen_pid, hog);
+        c.eq("dmesg trigger pid", d.trigger_pid, trig);
+        c.that(d.killed.iter().any(|k| k.pid == hog), || {
+            format!("dmesg has no `Killed process {hog}`: {:?}", d.killed)
+        });
+    }
+    let ev = "memory.events:/tp-other";
+    c.eq(&format!("{ev} oom_kill"), s.counter(ev, "oom_kill"), 1);
+    c.eq("vmstat oom_kill delta", vmstat_delta(s), 1);
+    c.eq(
+        "dmesg constraint",
+        d.constraint.as_deref(),
+        "CONSTRAINT_MEMCG",
+    );
+}
+
+/// The victim is not `current`: the record has what the event carries (the whole tracefs
+/// record on kernels whose mark_victim passes the task, the pid alone on the others), equal to
+/// the kernel's `Killed process` line, and nothing read from the trigger.
+fn oomtrace_tracepoint_other(s: &Scenario, set: &KernelSet, c: &mut Check) {
+    let d = parse_dmesg(s.section("dmesg"));
+    let victims = oomtrace_run(s, &["victim=tracepoint", "context=fentry"], c);
+    c.that(victims.len() == 1, || {
+        format!("{} victim lines, want 1", victims.len())
+    });
+    let Some(v) = victims.first() else { return };
+    let hog = s.info_u64("victim_pid").unwrap_or(0);
+    let trig = s.info_u64("trigger_pid").unwrap_or(0);
+    c.eq("hook", str_at(v, "hook"), "tracepoint");
+    c.eq("victim.pid", u64_at(v, "victim.pid"), hog);
+    c.eq("trigger.tgid", u64_at(v, "trigger.tgid"), trig);
+    c.eq("oom.chosen_pid", u64_at(v, "oom.chosen_pid"), hog);
+    c.eq(
+        "flags.context_missing",
+        v.at("flags.context_missing").and_then(Json::as_bool),
+        false,
+    );
+    // Never in the event, and not the trigger's to give.
+    let present = |fields: &[&str]| -> Vec<String> {
+        fields
+            .iter()
+            .filter(|f| v.at(&format!("victim.{f}")).is_some())
+            .map(|f| format!("victim.{f}"))
+            .collect()
+    };
+    let forged = present(&["tgid", "ns_pid", "swap_kb", "cgroup"]);
+    c.that(forged.is_empty(), || {
+        format!("{forged:?} present: they can only have come from the trigger: {v}")
+    });
+    let event_fields = [
+        "comm",
+        "uid",
+        "total_vm_kb",
+        "anon_rss_kb",
+        "file_rss_kb",
+        "shmem_rss_kb",
+        "pgtables_kb",
+        "oom_score_adj",
+    ];
+    if set.has.mark_victim_task {
+        kernel_lines_with(s, v, &d, c, false);
+        if let Some(k) = d.killed.iter().find(|k| k.pid == hog)
+            && let Some(vm) = k.total_vm_kb
+        {
+            c.eq(
+                "victim.total_vm_kb (Killed process)",
+                u64_at(v, "victim.total_vm_kb"),
+                vm,
+            );
+        }
+    } else {
+        let mut fields = event_fields.to_vec();
+        fields.push("oom_score");
+        let extra = present(&fields);
+        c.that(extra.is_empty(), || {
+            format!("{extra:?} present, but this kernel's event has only the pid: {v}")
+        });
+    }
+}
+
+/// tests/vm/scenarios/memcg-v1.sh: one kill in a v1 memory cgroup limited to 64 MiB.
+fn memcg_v1_kernel(s: &Scenario, c: &mut Check) {
+    let d = parse_dmesg(s.section("dmesg"));
+    let mounts = s.section("cgroup.mounts");
+    c.that(
+        mounts.contains(" cgroup ") && mounts.contains("memory") && !mounts.contains("cgroup2"),
+        || format!("not a cgroup v1 memory boot: {mounts:?}"),
+    );
+    let pid = s.info_u64("victim_pid");
+    c.that(pid.is_some(), || "no victim_pid".into());
+    no_survivors(s, c);
+    if let Some(pid) = pid {
+        c.eq("hog exit status", s.info_i64(&format!("rc:{pid}")), 137);
+        c.eq("dmesg oom-kill pid", d.chosen_pid, pid);
+        c.eq("dmesg trigger pid", d.trigger_pid, pid);
+    }
+    c.eq(
+        "memory.oom_control:/v1 oom_kill",
+        s.counter("memory.oom_control:/v1", "oom_kill"),
+        1,
+    );
+    c.eq(
+        "memory.limit_in_bytes:/v1",
+        s.section("memory.limit_in_bytes:/v1").trim().parse().ok(),
+        MEMCG_LIMIT,
+    );
+    let failcnt: Option<u64> = s.section("memory.failcnt:/v1").trim().parse().ok();
+    c.that(failcnt.is_some_and(|f| f > 0), || {
+        format!("memory.failcnt:/v1 {failcnt:?}, want > 0")
+    });
+    c.eq("vmstat oom_kill delta", vmstat_delta(s), 1);
+    c.eq(
+        "dmesg constraint",
+        d.constraint.as_deref(),
+        "CONSTRAINT_MEMCG",
+    );
+    c.eq("dmesg oom_memcg", d.oom_memcg.as_deref(), "/v1");
+    c.eq("dmesg task_memcg", d.task_memcg.as_deref(), "/v1");
+}
+
+/// Under cgroup v1, with the hooks oomtrace picks itself: the same whole record as on v2, its
+/// cgroup paths in the v1 memory hierarchy, the limit its memory.limit_in_bytes.
+fn oomtrace_memcg_v1(s: &Scenario, set: &KernelSet, c: &mut Check) {
+    let d = parse_dmesg(s.section("dmesg"));
+    let victims = oomtrace_run(
+        s,
+        &[&format!("victim={}", set.victim_hook()), "context=fentry"],
+        c,
+    );
+    c.that(victims.len() == 1, || {
+        format!("{} victim lines, want 1", victims.len())
+    });
+    let Some(v) = victims.first() else { return };
+    c.eq("hook", str_at(v, "hook"), set.victim_hook());
+    c.eq(
+        "victim.pid",
+        u64_at(v, "victim.pid"),
+        s.info_u64("victim_pid").unwrap_or(0),
+    );
+    kernel_lines(s, v, &d, c);
+    common_fields(v, &d, c);
+    memcg_fields(
+        s,
+        v,
+        &MemcgDomain {
+            domain: "/v1",
+            victim_cgroup: "/v1",
+        },
+        c,
+    );
 }
 
 fn oomtrace_group_kill(s: &Scenario, set: &KernelSet, c: &mut Check) {

@@ -42,6 +42,9 @@ pub struct Has {
     /// marked and kills nothing); the older kernels 1. A group kill, whose chosen task is not
     /// the trigger, counts 1 on all four.
     pub oom_events_self_kill: u64,
+    /// The cgroup v1 memory controller can be mounted (scenario `memcg-v1`); Debian's 6.12 is
+    /// built without CONFIG_MEMCG_V1.
+    pub memcg_v1: bool,
 }
 
 impl KernelSet {
@@ -70,6 +73,7 @@ pub const MATRIX: &[KernelSet] = &[
             mark_victim_task: false,
             oom_group_kill_counter: false,
             oom_events_self_kill: 1,
+            memcg_v1: true,
         },
     },
     KernelSet {
@@ -82,6 +86,7 @@ pub const MATRIX: &[KernelSet] = &[
             mark_victim_task: true,
             oom_group_kill_counter: false,
             oom_events_self_kill: 1,
+            memcg_v1: true,
         },
     },
     KernelSet {
@@ -94,6 +99,7 @@ pub const MATRIX: &[KernelSet] = &[
             mark_victim_task: true,
             oom_group_kill_counter: true,
             oom_events_self_kill: 1,
+            memcg_v1: true,
         },
     },
     KernelSet {
@@ -106,6 +112,7 @@ pub const MATRIX: &[KernelSet] = &[
             mark_victim_task: true,
             oom_group_kill_counter: true,
             oom_events_self_kill: 2,
+            memcg_v1: false,
         },
     },
 ];
@@ -208,6 +215,26 @@ fn find_deb(dir: &Path, package: &str, version: &str) -> Result<Option<PathBuf>>
         .collect();
     found.sort();
     Ok(found.pop())
+}
+
+/// Whether the set's unpacked kernel config (`DIR/kernel/PACKAGE_VERSION_*/boot/config-*`, left
+/// by [`prepare`]) says `# CONFIG_SYMBOL is not set`: `None` when that config is not there.
+pub fn config_lacks(cache: &Path, set: &KernelSet, symbol: &str) -> Option<bool> {
+    let prefix = format!("{}_{}_", set.package, set.version.replace(':', "%3a"));
+    let kernels = cache.join("kernel");
+    let root = fs::read_dir(&kernels)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix))
+        })?;
+    let config = find_prefixed(&root.join("boot"), "config-").ok()??;
+    let text = fs::read_to_string(config).ok()?;
+    let unset = format!("# CONFIG_{symbol} is not set");
+    Some(text.lines().any(|l| l == unset))
 }
 
 fn find_prefixed(dir: &Path, prefix: &str) -> Result<Option<PathBuf>> {
