@@ -18,7 +18,7 @@ use std::{cell::RefCell, fmt, path::Path, str::FromStr};
 
 use anyhow::Context as _;
 use aya::{
-    Btf, Ebpf, EbpfLoader,
+    Ebpf, EbpfLoader,
     maps::{MapData, RingBuf},
     programs::{BtfTracePoint, FEntry, FExit, KProbe, RawTracePoint, TracePoint, links::FdLink},
 };
@@ -215,43 +215,33 @@ impl Loaded {
 
 /// What the kernel's BTF says about the hooks, before trying them.
 struct KernelFacts {
-    btf: Option<Btf>,
     resolved: Option<Resolved>,
     /// `btf_trace_mark_victim` passes a `struct task_struct *` (false on pid-only kernels).
     mark_victim_has_task: bool,
-    has_oom_kill_process: bool,
-    has_mark_oom_victim: bool,
+    /// BTF type ids the BTF-typed hooks attach to; `None` where this kernel's BTF lacks them.
+    mark_victim_typedef: Option<u32>,
+    mark_oom_victim: Option<u32>,
+    oom_kill_process: Option<u32>,
     btf_error: Option<String>,
 }
 
-/// Reads the kernel's BTF file once and parses it twice, on two threads at once: aya's parse
-/// (handed to the loader and to the tp_btf/fentry loads) and ours (offsets). Start-up time and
-/// its peak memory are mostly these two parses.
+impl KernelFacts {
+    /// The kernel BTF type id a tp_btf/fentry/fexit program on `name` attaches to.
+    fn attach_id(&self, id: Option<u32>, name: &str) -> Result<u32, String> {
+        if let Some(e) = &self.btf_error {
+            return Err(format!("needs kernel BTF: {e}"));
+        }
+        id.ok_or_else(|| format!("{name} is not in BTF (inlined on this build?)"))
+    }
+}
+
+/// Reads and parses the kernel's BTF once (our reader: offsets, the mark_victim prototype and the
+/// attach ids), and drops it before anything is loaded. aya is never handed the kernel's BTF:
+/// the object has no CO-RE relocations (every offset comes from this parse, through globals),
+/// and the BTF-typed programs are loaded with their attach id (`load_with_btf_id`, vendor/aya).
 fn kernel_facts(mode: CgroupMode) -> KernelFacts {
-    let (btf, ours) = match std::fs::read(BTF_PATH) {
-        Err(e) => {
-            let e = format!("{BTF_PATH}: {e}");
-            (Err(e.clone()), Err(e))
-        }
-        Ok(data) => {
-            let data = std::sync::Arc::new(data);
-            let shared = data.clone();
-            std::thread::scope(|s| {
-                let ours = s.spawn(move || {
-                    btf::Btf::from_shared(shared).map_err(|e| format!("{BTF_PATH}: {e}"))
-                });
-                let btf = Btf::parse(&data, aya::Endianness::default())
-                    .map_err(|e| format!("{BTF_PATH}: {e}"));
-                drop(data);
-                (
-                    btf,
-                    ours.join()
-                        .unwrap_or_else(|_| Err("BTF reader panicked".into())),
-                )
-            })
-        }
-    };
-    let (resolved, has_task, has_okp, has_mov) = match &ours {
+    let ours = btf::Btf::from_file(BTF_PATH).map_err(|e| format!("{BTF_PATH}: {e}"));
+    match ours {
         Ok(b) => {
             let params = b
                 .func_proto_params("btf_trace_mark_victim")
@@ -261,24 +251,40 @@ fn kernel_facts(mode: CgroupMode) -> KernelFacts {
             let has_task = params
                 .get(1)
                 .is_some_and(|p| b.pointee_name(p.type_id) == Some("task_struct"));
-            (
-                Some(offsets::resolve(b, mode.memory_on_v2())),
-                has_task,
-                b.has_func("oom_kill_process"),
-                b.has_func("mark_oom_victim"),
-            )
+            KernelFacts {
+                resolved: Some(offsets::resolve(&b, mode.memory_on_v2())),
+                mark_victim_has_task: has_task,
+                mark_victim_typedef: b.attach_id("btf_trace_mark_victim", btf::AttachKind::Typedef),
+                mark_oom_victim: b.attach_id("mark_oom_victim", btf::AttachKind::Func),
+                oom_kill_process: b.attach_id("oom_kill_process", btf::AttachKind::Func),
+                btf_error: None,
+            }
         }
-        Err(_) => (None, false, false, false),
-    };
-    let btf_error = btf.as_ref().err().cloned().or(ours.err());
-    KernelFacts {
-        btf: btf.ok(),
-        resolved,
-        mark_victim_has_task: has_task,
-        has_oom_kill_process: has_okp,
-        has_mark_oom_victim: has_mov,
-        btf_error,
+        Err(e) => KernelFacts {
+            resolved: None,
+            mark_victim_has_task: false,
+            mark_victim_typedef: None,
+            mark_oom_victim: None,
+            oom_kill_process: None,
+            btf_error: Some(e),
+        },
     }
+}
+
+/// `, peak RSS N kB` (the process's VmHWM so far) for the start-up debug lines; empty unless
+/// debug logging is on.
+fn peak_rss() -> String {
+    if !log::log_enabled!(log::Level::Debug) {
+        return String::new();
+    }
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .map(|v| format!(", peak RSS {}", v.trim()))
+        })
+        .unwrap_or_default()
 }
 
 fn chain(e: impl Into<anyhow::Error>) -> String {
@@ -300,8 +306,9 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     let t0 = std::time::Instant::now();
     let facts = kernel_facts(opts.cgroup_mode);
     log::debug!(
-        "start-up: BTF read and offsets resolved in {:?}",
-        t0.elapsed()
+        "start-up: BTF read and offsets resolved in {:?}{}",
+        t0.elapsed(),
+        peak_rss()
     );
     let offsets = facts
         .resolved
@@ -325,12 +332,10 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
             opts.ring_size
         );
     }
-    // aya 0.14's `EbpfLoader::new` parses the kernel's BTF once more, unconditionally (aya issue
-    // #1172; lazy upstream since aya commit 49a5aa8c, not in a release this build uses). Running
-    // it after `kernel_facts` keeps that parse from overlapping ours, and `btf()` swaps its copy
-    // for ours at once, so only one aya parse is alive while the object loads.
+    // No kernel BTF for aya (see `kernel_facts`); with vendor/aya's patch, `new` no longer
+    // parses it before `btf(None)` can say so.
     let mut loader = EbpfLoader::new();
-    loader.btf(facts.btf.as_ref());
+    loader.btf(None);
     for (name, value) in &globals {
         loader.override_global(name, value, true);
     }
@@ -345,8 +350,9 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
         .load(EBPF_OBJECT)
         .context("loading the eBPF object")?;
     log::debug!(
-        "start-up: object loaded (maps created) at {:?}",
-        t0.elapsed()
+        "start-up: object loaded (maps created) at {:?}{}",
+        t0.elapsed(),
+        peak_rss()
     );
     let logger = EbpfLogger::init(&mut ebpf).context("setting up aya-log")?;
 
@@ -377,7 +383,11 @@ pub fn load(opts: &LoadOptions<'_>) -> anyhow::Result<Loaded> {
     let (pinned, (unpinned, held)) = pins.map_or_else(Default::default, |p| {
         (p.pinned.into_inner(), p.unpinned.into_inner())
     });
-    log::debug!("start-up: hooks attached at {:?}", t0.elapsed());
+    log::debug!(
+        "start-up: hooks attached at {:?}{}",
+        t0.elapsed(),
+        peak_rss()
+    );
     Ok(Loaded {
         ebpf,
         logger,
@@ -602,9 +612,9 @@ fn attach_victim(
     match h {
         VictimHook::TpBtf => {
             need_task()?;
-            let btf = facts.btf.as_ref().ok_or("needs kernel BTF")?;
+            let id = facts.attach_id(facts.mark_victim_typedef, "btf_trace_mark_victim")?;
             let p: &mut BtfTracePoint = prog(ebpf, "mark_victim_btf")?;
-            p.load("mark_victim", btf).map_err(chain)?;
+            p.load_with_btf_id(id).map_err(chain)?;
             let id = p.attach().map_err(chain)?;
             keep(pin, "victim-tp_btf", true, || {
                 p.take_link(id).map_err(chain).map(FdLink::from)
@@ -623,12 +633,9 @@ fn attach_victim(
             if o.task_pid == oomtrace_common::ABSENT {
                 return Err("task_struct.pid offset unknown".into());
             }
-            let btf = facts.btf.as_ref().ok_or("needs kernel BTF")?;
-            if !facts.has_mark_oom_victim {
-                return Err("mark_oom_victim is not in BTF (inlined on this build?)".into());
-            }
+            let id = facts.attach_id(facts.mark_oom_victim, "mark_oom_victim")?;
             let p: &mut FEntry = prog(ebpf, "mark_oom_victim_fentry")?;
-            p.load("mark_oom_victim", btf).map_err(chain)?;
+            p.load_with_btf_id(id).map_err(chain)?;
             let id = p.attach().map_err(chain)?;
             keep(pin, "victim-fentry", true, || {
                 p.take_link(id).map_err(chain).map(FdLink::from)
@@ -697,12 +704,9 @@ fn attach_context(
     }
     match h {
         ContextHook::Fentry => {
-            let btf = facts.btf.as_ref().ok_or("needs kernel BTF")?;
-            if !facts.has_oom_kill_process {
-                return Err("oom_kill_process is not in BTF (inlined on this build?)".into());
-            }
+            let btf_id = facts.attach_id(facts.oom_kill_process, "oom_kill_process")?;
             let p: &mut FEntry = prog(ebpf, "oom_kill_process_fentry")?;
-            p.load("oom_kill_process", btf).map_err(chain)?;
+            p.load_with_btf_id(btf_id).map_err(chain)?;
             let id = p.attach().map_err(chain)?;
             keep(pin, "context-fentry", true, || {
                 p.take_link(id).map_err(chain).map(FdLink::from)
@@ -711,7 +715,7 @@ fn attach_context(
             let r: Result<(), String> = (|| {
                 no_return_hook_test()?;
                 let x: &mut FExit = prog(ebpf, "oom_kill_process_fexit")?;
-                x.load("oom_kill_process", btf).map_err(chain)?;
+                x.load_with_btf_id(btf_id).map_err(chain)?;
                 let id = x.attach().map_err(chain)?;
                 keep(pin, "return-fexit", true, || {
                     x.take_link(id).map_err(chain).map(FdLink::from)

@@ -247,6 +247,15 @@ impl Oracle {
             })
     }
 
+    /// The lowest id of a type of this name and bpftool kind (`"FUNC"`, `"TYPEDEF"`).
+    pub fn id_of(&self, name: &str, kind: &str) -> Option<u32> {
+        self.types
+            .iter()
+            .filter(|t| t.kind == kind && t.name == name)
+            .map(|t| t.id)
+            .min()
+    }
+
     pub fn has_func(&self, name: &str) -> bool {
         self.types
             .iter()

@@ -291,6 +291,8 @@ pub struct Btf {
     names: Vec<(u64, u32)>,
     /// Pointer size, from the size of `long` (8 if the blob has no `long`).
     ptr_size: u32,
+    /// Ids of the ENUM and ENUM64 types, for lookups by enumerator name.
+    enums: Vec<u32>,
 }
 
 impl fmt::Debug for Btf {
@@ -314,8 +316,8 @@ fn u32_at(data: &[u8], pos: usize) -> Option<u32> {
 }
 
 /// 64-bit FNV-1a: a fast, deterministic hash for the name index.
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+fn fnv1a(s: &[u8]) -> u64 {
+    s.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
@@ -510,6 +512,7 @@ impl Btf {
             offsets: vec![usize::MAX],
             names: Vec::new(),
             ptr_size: 8,
+            enums: Vec::new(),
         };
         btf.index(type_start, type_len)?;
         Ok(btf)
@@ -525,12 +528,12 @@ impl Btf {
         let mut pos = type_start;
         let mut id: u32 = 1;
         while pos < end {
-            let truncated = BtfError::TruncatedType {
+            let truncated = || BtfError::TruncatedType {
                 type_id: id,
                 offset: pos,
             };
             if end - pos < TYPE_LEN {
-                return Err(truncated);
+                return Err(truncated());
             }
             let t = RawType {
                 id,
@@ -539,22 +542,25 @@ impl Btf {
                 size_or_type: u32_at(&self.data, pos + 8).unwrap_or(0),
                 extra: pos + TYPE_LEN,
             };
-            let extra = extra_len(t.kind(), t.vlen()).ok_or(BtfError::UnknownKind {
+            let extra = extra_len(t.kind(), t.vlen()).ok_or_else(|| BtfError::UnknownKind {
                 type_id: id,
                 kind: t.kind(),
             })?;
             let next = t.extra + extra;
             if next > end {
-                return Err(truncated);
+                return Err(truncated());
             }
             walk.name(id, t.name_off)?;
             walk.record(&self.data[..end], t)?;
-            let name = self.name(t.name_off).unwrap_or("");
+            if matches!(t.kind(), KIND_ENUM | KIND_ENUM64) {
+                self.enums.push(id);
+            }
+            let name = self.name_bytes(t.name_off).unwrap_or(b"");
             if !name.is_empty() {
                 match t.kind() {
                     KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_TYPEDEF
                     | KIND_FUNC => self.names.push((fnv1a(name), id)),
-                    KIND_INT if name == "long int" || name == "long unsigned int" => {
+                    KIND_INT if name == b"long int" || name == b"long unsigned int" => {
                         self.ptr_size = t.size_or_type;
                     }
                     _ => {}
@@ -578,6 +584,17 @@ impl Btf {
         Ok(())
     }
 
+    /// The bytes of the NUL-terminated string at `offset` in the string section (which was
+    /// checked to be UTF-8 as a whole when loading); for the index and lookups, which compare
+    /// bytes and so need no UTF-8 check of each name.
+    fn name_bytes(&self, offset: u32) -> Option<&[u8]> {
+        let strings = self
+            .data
+            .get(self.str_start..self.str_start + self.str_len)?;
+        let tail = strings.get(offset as usize..)?;
+        memchr::memchr(0, tail).map(|len| &tail[..len])
+    }
+
     /// The NUL-terminated string at `offset` in the string section.
     fn name(&self, offset: u32) -> Result<&str> {
         let err = || BtfError::StringOutOfRange {
@@ -590,7 +607,7 @@ impl Btf {
             .get(self.str_start..self.str_start + self.str_len)
             .ok_or_else(err)?;
         let tail = strings.get(offset as usize..).ok_or_else(err)?;
-        let len = tail.iter().position(|&b| b == 0).ok_or_else(err)?;
+        let len = memchr::memchr(0, tail).ok_or_else(err)?;
         std::str::from_utf8(&tail[..len]).map_err(|_| BtfError::InvalidUtf8 {
             offset: offset as usize,
         })
@@ -624,13 +641,13 @@ impl Btf {
 
     /// The named types called `name` (structs, unions, enums, typedefs, funcs), by ascending id.
     fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = RawType> + 'a {
-        let hash = fnv1a(name);
+        let hash = fnv1a(name.as_bytes());
         let first = self.names.partition_point(|&(h, _)| h < hash);
         self.names[first..]
             .iter()
             .take_while(move |&&(h, _)| h == hash)
             .filter_map(|&(_, id)| self.ty(id).ok())
-            .filter(move |t| self.name(t.name_off).is_ok_and(|n| n == name))
+            .filter(move |t| self.name_bytes(t.name_off) == Some(name.as_bytes()))
     }
 
     fn named_kind(&self, name: &str, kinds: &[u32]) -> Option<RawType> {
@@ -856,10 +873,19 @@ impl Btf {
     /// names, from different compilation units).
     pub fn enumerator_value(&self, variant: &str) -> Result<Option<i64>> {
         let mut found: Option<i64> = None;
-        for id in 1..self.offsets.len() {
-            let t =
-                self.ty(u32::try_from(id).map_err(|_| BtfError::Overflow { type_id: u32::MAX })?)?;
-            if !matches!(t.kind(), KIND_ENUM | KIND_ENUM64) {
+        let strings = &self.data[self.str_start..self.str_start + self.str_len];
+        let is_variant = |off: u32| {
+            let off = off as usize;
+            strings.get(off..off + variant.len()) == Some(variant.as_bytes())
+                && strings.get(off + variant.len()) == Some(&0)
+        };
+        for &id in &self.enums {
+            let t = self.ty(id)?;
+            // Most enums do not have it: look at the names alone before decoding them all.
+            let step = if t.kind() == KIND_ENUM64 { 12 } else { 8 };
+            let has = (0..t.vlen())
+                .any(|i| u32_at(&self.data, t.extra + step * i).is_some_and(is_variant));
+            if !has {
                 continue;
             }
             for (name, value) in self.enumerators(t)? {
@@ -903,6 +929,18 @@ impl Btf {
         Ok(out)
     }
 
+    /// The type id a BTF-typed hook attaches to: the TYPEDEF `btf_trace_<event>` of a tp_btf
+    /// program, the FUNC of an fentry/fexit one; the lowest id of that kind and name, the one
+    /// aya's and libbpf's lookups pick. `None` when this kernel's BTF has none.
+    #[must_use]
+    pub fn attach_id(&self, name: &str, kind: AttachKind) -> Option<u32> {
+        let k = match kind {
+            AttachKind::Typedef => KIND_TYPEDEF,
+            AttachKind::Func => KIND_FUNC,
+        };
+        self.named_kind(name, &[k]).map(|t| t.id)
+    }
+
     /// Whether a function (BTF FUNC) called `name` exists, e.g. `oom_kill_process`.
     #[must_use]
     pub fn has_func(&self, name: &str) -> bool {
@@ -943,6 +981,15 @@ impl Btf {
         }
         Ok(Some(params))
     }
+}
+
+/// The kind of the type a BTF-typed hook attaches to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachKind {
+    /// `btf_trace_<event>`, for tp_btf.
+    Typedef,
+    /// The traced function, for fentry/fexit.
+    Func,
 }
 
 #[cfg(test)]
@@ -1127,6 +1174,53 @@ mod tests {
             }
         }
         assert!(checked > 2_000, "only {checked} members compared");
+    }
+
+    /// The ids the BTF-typed hooks attach to (handed to the kernel through aya's
+    /// `load_with_btf_id`, vendor/aya): bpftool and aya's own lookup in its parse of the whole
+    /// kernel BTF (what `load(name, &btf)` would have used) must give the id we give.
+    #[test]
+    fn attach_ids_agree_with_bpftool_and_aya() {
+        use aya_obj::btf::BtfKind;
+        let Some(btf) = host_btf() else { return };
+        let Some(o) = oracle() else { return };
+        let full = aya::Btf::from_sys_fs().expect("aya parses the host's BTF");
+        let mut found = 0;
+        for (name, kind, okind, akind) in [
+            (
+                "btf_trace_mark_victim",
+                AttachKind::Typedef,
+                "TYPEDEF",
+                BtfKind::Typedef,
+            ),
+            ("mark_oom_victim", AttachKind::Func, "FUNC", BtfKind::Func),
+            ("oom_kill_process", AttachKind::Func, "FUNC", BtfKind::Func),
+            (
+                "__oom_kill_process",
+                AttachKind::Func,
+                "FUNC",
+                BtfKind::Func,
+            ),
+        ] {
+            let id = btf.attach_id(name, kind);
+            assert_eq!(id, o.id_of(name, okind), "{name}: bpftool");
+            assert_eq!(
+                id,
+                full.id_by_type_name_kind(name, akind).ok(),
+                "{name}: aya"
+            );
+            found += usize::from(id.is_some());
+        }
+        // Every kernel oomtrace supports has the tracepoint's typedef.
+        assert!(found >= 1, "no attach id found in the host's BTF");
+        assert_eq!(
+            btf.attach_id("btf_trace_mark_victim", AttachKind::Func),
+            None
+        );
+        assert_eq!(
+            btf.attach_id("no_such_function_xyz", AttachKind::Func),
+            None
+        );
     }
 
     #[test]
