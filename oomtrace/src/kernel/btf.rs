@@ -293,6 +293,10 @@ pub struct Btf {
     ptr_size: u32,
     /// Ids of the ENUM and ENUM64 types, for lookups by enumerator name.
     enums: Vec<u32>,
+    /// Ids of the named FUNC types, ascending. Kept out of `names`: they are four in five named
+    /// types of vmlinux and oomtrace looks up two of them, so a scan at lookup is cheaper than
+    /// hashing and sorting them all at start-up.
+    funcs: Vec<u32>,
 }
 
 impl fmt::Debug for Btf {
@@ -513,6 +517,7 @@ impl Btf {
             names: Vec::new(),
             ptr_size: 8,
             enums: Vec::new(),
+            funcs: Vec::new(),
         };
         btf.index(type_start, type_len)?;
         Ok(btf)
@@ -558,8 +563,10 @@ impl Btf {
             let name = self.name_bytes(t.name_off).unwrap_or(b"");
             if !name.is_empty() {
                 match t.kind() {
-                    KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_TYPEDEF
-                    | KIND_FUNC => self.names.push((fnv1a(name), id)),
+                    KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_TYPEDEF => {
+                        self.names.push((fnv1a(name), id));
+                    }
+                    KIND_FUNC => self.funcs.push(id),
                     KIND_INT if name == b"long int" || name == b"long unsigned int" => {
                         self.ptr_size = t.size_or_type;
                     }
@@ -639,7 +646,7 @@ impl Btf {
         })
     }
 
-    /// The named types called `name` (structs, unions, enums, typedefs, funcs), by ascending id.
+    /// The named types called `name` (structs, unions, enums, typedefs), by ascending id.
     fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = RawType> + 'a {
         let hash = fnv1a(name.as_bytes());
         let first = self.names.partition_point(|&(h, _)| h < hash);
@@ -650,8 +657,26 @@ impl Btf {
             .filter(move |t| self.name_bytes(t.name_off) == Some(name.as_bytes()))
     }
 
+    /// The type of one of `kinds` called `name` with the lowest id.
     fn named_kind(&self, name: &str, kinds: &[u32]) -> Option<RawType> {
-        self.named(name).find(|t| kinds.contains(&t.kind()))
+        let indexed = self.named(name).find(|t| kinds.contains(&t.kind()));
+        if !kinds.contains(&KIND_FUNC) {
+            return indexed;
+        }
+        let strings = self
+            .data
+            .get(self.str_start..self.str_start + self.str_len)?;
+        let func = self.funcs.iter().find_map(|&id| {
+            let t = self.ty(id).ok()?;
+            let off = t.name_off as usize;
+            (strings.get(off..off + name.len()) == Some(name.as_bytes())
+                && strings.get(off + name.len()) == Some(&0))
+            .then_some(t)
+        });
+        match (indexed, func) {
+            (Some(a), Some(b)) => Some(if a.id < b.id { a } else { b }),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Follows typedef/const/volatile/restrict/type-tag to the underlying type.
