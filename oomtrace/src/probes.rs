@@ -240,14 +240,7 @@ impl KernelFacts {
 /// the object has no CO-RE relocations (every offset comes from this parse, through globals),
 /// and the BTF-typed programs are loaded with their attach id (`load_with_btf_id`, vendor/aya).
 fn kernel_facts(mode: CgroupMode) -> KernelFacts {
-    // aya probes the kernel's BPF features (a few dozen bpf(2) calls) on first use, in the
-    // loader; meanwhile the parse below runs on the other CPU.
-    let ours = std::thread::scope(|s| {
-        s.spawn(|| {
-            aya::features();
-        });
-        btf::Btf::from_file(BTF_PATH).map_err(|e| format!("{BTF_PATH}: {e}"))
-    });
+    let ours = btf::Btf::from_file(BTF_PATH).map_err(|e| format!("{BTF_PATH}: {e}"));
     match ours {
         Ok(b) => {
             let params = b
