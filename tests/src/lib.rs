@@ -41,6 +41,28 @@ pub fn require(what: &str, ok: bool) -> bool {
     false
 }
 
+/// The node's side of the deployment contract (README, "Kubernetes" and "systemd"): tracefs on
+/// /sys/kernel/tracing and bpffs on /sys/fs/bpf, as systemd mounts them at boot. A daemon with
+/// only the unit's or the DaemonSet's capabilities (no CAP_SYS_ADMIN) cannot mount them itself;
+/// a fresh host (as in CI) may have neither. Mounts those missing and leaves them mounted, as a
+/// node has them (unmounting would race with the other tests of the same binary).
+pub fn node_mounts() {
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
+    for (fs, dir) in [("tracefs", "/sys/kernel/tracing"), ("bpf", "/sys/fs/bpf")] {
+        let mounted = mounts.lines().any(|l| {
+            let mut f = l.split(' ');
+            (f.next(), f.next(), f.next()) == (Some(fs), Some(dir), Some(fs))
+        });
+        if !mounted {
+            let st = std::process::Command::new("mount")
+                .args(["-t", fs, fs, dir])
+                .status()
+                .expect("mount");
+            assert!(st.success(), "mount -t {fs} {fs} {dir}");
+        }
+    }
+}
+
 /// The directory cargo puts binaries in (the test runs from `<dir>/deps/`).
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");

@@ -14,7 +14,7 @@ use std::{
 
 use oomtrace_tests::{
     manifest::{container, daemonset, root},
-    oomtrace_bin,
+    node_mounts, oomtrace_bin,
     podman::{self, Container},
     require_root, unique,
 };
@@ -195,42 +195,6 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<String>
     }
 }
 
-/// The node's side of the DaemonSet's contract (README, "Kubernetes"): tracefs and bpffs mounted
-/// on the host, as systemd mounts them on a node. The pod cannot mount them itself (no
-/// CAP_SYS_ADMIN): it gets them through its hostPath volumes. A fresh host (as in CI) may have
-/// neither; those this test mounts are unmounted when it ends.
-struct NodeMounts(Vec<&'static str>);
-
-impl NodeMounts {
-    fn ensure() -> Self {
-        let mounts = std::fs::read_to_string("/proc/mounts").expect("/proc/mounts");
-        let mut made = Vec::new();
-        for (fs, dir) in [("tracefs", "/sys/kernel/tracing"), ("bpf", "/sys/fs/bpf")] {
-            let mounted = mounts.lines().any(|l| {
-                let mut f = l.split(' ');
-                (f.next(), f.next(), f.next()) == (Some(fs), Some(dir), Some(fs))
-            });
-            if !mounted {
-                let st = Command::new("mount")
-                    .args(["-t", fs, fs, dir])
-                    .status()
-                    .expect("mount");
-                assert!(st.success(), "mount -t {fs} {fs} {dir}");
-                made.push(dir);
-            }
-        }
-        NodeMounts(made)
-    }
-}
-
-impl Drop for NodeMounts {
-    fn drop(&mut self) {
-        for dir in &self.0 {
-            let _ = Command::new("umount").arg(dir).status();
-        }
-    }
-}
-
 /// Removes the DaemonSet's pins (it pins in /sys/fs/bpf/oomtrace) if this test made them.
 struct Pins(bool);
 
@@ -252,7 +216,7 @@ fn oomtrace_in_a_container_with_the_daemonsets_privileges() {
     podman::image();
     build_image();
     let ds = daemonset();
-    let _node = NodeMounts::ensure();
+    node_mounts();
     let _pins = Pins(!Path::new("/sys/fs/bpf/oomtrace").exists());
     let pod = Container::named(&unique("oomtrace-pod"));
     let spec = run_args(&ds, &pod.name);

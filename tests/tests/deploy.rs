@@ -17,7 +17,7 @@ use oomtrace_tests::{
     cgroup::MemCgroup,
     daemon::Daemon,
     manifest::{container, daemonset, one_yaml, root, venv},
-    prom, require_root, unique,
+    node_mounts, prom, require_root, unique,
 };
 use serde_json::Value;
 
@@ -613,6 +613,7 @@ fn manifest_capabilities_trace_a_real_kill() {
     if !require_root() {
         return;
     }
+    node_mounts();
     // setpriv with exactly the DaemonSet's list, as the container runtime would grant it.
     let caps = from_ds
         .iter()

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use oomtrace_tests::{cgroup::MemCgroup, daemon::Daemon, require_root, unique};
+use oomtrace_tests::{cgroup::MemCgroup, daemon::Daemon, node_mounts, require_root, unique};
 use serde_json::Value;
 
 const LIMIT: u64 = 64 << 20;
@@ -23,8 +23,10 @@ const CAP_PERFMON: u64 = 1 << 38;
 const CAP_BPF: u64 = 1 << 39;
 const CAP_SYSLOG: u64 = 1 << 34;
 
-/// `setpriv` keeping only these capabilities (inheritable, ambient and bounding sets), uid 0.
+/// `setpriv` keeping only these capabilities (inheritable, ambient and bounding sets), uid 0. Such a
+/// daemon cannot mount tracefs or bpffs: the node's mounts are made first, as systemd has them.
 fn setpriv(caps: &str) -> Vec<String> {
+    node_mounts();
     vec![
         "setpriv".into(),
         format!("--inh-caps=-all,{caps}"),
