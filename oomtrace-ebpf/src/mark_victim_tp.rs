@@ -17,7 +17,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
-use aya_log_ebpf::{debug, warn};
+use aya_log_ebpf::debug;
 use oomtrace_common::{VictimRecord, counter, hook, present, tp_field};
 
 use crate::{globals::tp, maps, record};
@@ -53,7 +53,9 @@ fn field(ctx: &TracePointContext, enc: u32) -> Option<i64> {
 fn try_mark_victim(ctx: &TracePointContext) -> Result<(), i64> {
     let Some(mut entry) = maps::EVENTS.reserve::<VictimRecord>(0) else {
         maps::count(counter::RING_FULL);
-        warn!(ctx, "ring buffer full: a mark_victim record is lost");
+        // Counted only: userspace turns the counter into a `lost` event and metrics. (A log line
+        // would go through aya-log's ring, as full as this one in a storm, and cost the verifier
+        // a walk of each of aya-log's record sizes at every load.)
         return Err(-1);
     };
     let r = entry.as_mut_ptr();

@@ -12,7 +12,7 @@ use aya_ebpf::{
     macros::{fentry, fexit, kprobe, kretprobe},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext},
 };
-use aya_log_ebpf::{debug, warn};
+use aya_log_ebpf::debug;
 use oomtrace_common::{
     ABSENT, ContextRecord, RECORD_VERSION, RecordHeader, counter, hook, kind, present,
 };
@@ -88,7 +88,9 @@ unsafe fn group_kill(chosen: *const u8, domain: *const u8) -> bool {
 fn on_oom_kill<C: EbpfContext>(ctx: &C, oc: *const u8, hook: u32) {
     let Some(mut entry) = maps::EVENTS.reserve::<ContextRecord>(0) else {
         maps::count(counter::CONTEXT_RING_FULL);
-        warn!(ctx, "ring buffer full: an oom_kill_process record is lost");
+        // Counted only: userspace turns the counter into a `lost` event and metrics. (A log line
+        // would go through aya-log's ring, as full as this one in a storm, and cost the verifier
+        // a walk of each of aya-log's record sizes at every load.)
         return;
     };
     let r = entry.as_mut_ptr();

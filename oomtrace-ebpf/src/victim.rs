@@ -1,7 +1,7 @@
 //! The victim record of the task-pointer hooks (tp_btf, raw tracepoint).
 
 use aya_ebpf::EbpfContext;
-use aya_log_ebpf::{debug, warn};
+use aya_log_ebpf::debug;
 use oomtrace_common::{VictimRecord, counter, present};
 
 use crate::{context, exit, maps, record, task};
@@ -10,7 +10,9 @@ use crate::{context, exit, maps, record, task};
 pub fn emit_from_task<C: EbpfContext>(ctx: &C, task: *const u8, hook: u32) {
     let Some(mut entry) = maps::EVENTS.reserve::<VictimRecord>(0) else {
         maps::count(counter::RING_FULL);
-        warn!(ctx, "ring buffer full: a mark_victim record is lost");
+        // Counted only: userspace turns the counter into a `lost` event and metrics. (A log line
+        // would go through aya-log's ring, as full as this one in a storm, and cost the verifier
+        // a walk of each of aya-log's record sizes at every load.)
         return;
     };
     let r = entry.as_mut_ptr();
