@@ -169,6 +169,26 @@ pub fn docker_task_exists(host_root: &Path, id: &str) -> bool {
         .is_dir()
 }
 
+/// Opens a runtime's file for reading, refusing anything but a regular file. Opened
+/// `O_NONBLOCK`, so a FIFO (or a device) left at the path cannot block the drain thread, which
+/// does this lookup between two ring records; then `fstat` must say regular file. (For a regular
+/// file `O_NONBLOCK` changes nothing.)
+fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))
+    }
+}
+
 /// Read the `annotations` of a `config.json`. `Ok(None)` if the file does not exist.
 ///
 /// # Errors
@@ -180,7 +200,7 @@ pub fn read_annotations(path: &Path) -> Result<Option<HashMap<String, String>>, 
         path: path.to_owned(),
         source,
     };
-    let file = match File::open(path) {
+    let file = match open_regular(path) {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(io_err(err)),
@@ -283,7 +303,7 @@ struct StorageEntry {
 #[must_use]
 pub fn lookup_podman(host_root: &Path, id: &str) -> Option<OciNames> {
     let path = storage_containers_json(host_root);
-    let f = File::open(&path).ok()?;
+    let f = open_regular(&path).ok()?;
     let mut text = Vec::new();
     if let Err(e) = f.take(MAX_STORAGE_LIST_BYTES + 1).read_to_end(&mut text) {
         log::debug!("enrich: {}: {e}", path.display());
@@ -341,7 +361,7 @@ pub fn init_pid(host_root: &Path, runtime: &str, id: &str) -> Option<u32> {
         _ => return None,
     };
     let mut text = String::new();
-    File::open(&path)
+    open_regular(&path)
         .and_then(|f| f.take(32).read_to_string(&mut text))
         .ok()?;
     text.trim().parse().ok().filter(|p| *p > 0)
@@ -507,6 +527,44 @@ mod tests {
             pod_uid: Some(UID.into()),
             sandbox,
         }
+    }
+
+    fn mkfifo(path: &Path) {
+        use std::os::unix::ffi::OsStrExt as _;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo(3) reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    }
+
+    /// A FIFO where a runtime's file should be (one nothing ever writes) is refused at once: the
+    /// lookups run on the drain thread, which a blocking `open` would stop for good.
+    #[test]
+    fn a_fifo_in_place_of_a_runtime_file_is_refused_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_owned();
+        fixture::containerd(&root, &oci_ctr(ID, false, "nginx", "web-0", "shop", UID));
+        let config = containerd_config(&root, ID);
+        fs::remove_file(&config).unwrap();
+        mkfifo(&config);
+        let pid_file = config.with_file_name("init.pid");
+        let _ = fs::remove_file(&pid_file);
+        mkfifo(&pid_file);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = (
+                read_annotations(&config).map_err(|e| e.to_string()),
+                lookup_containerd(&root, ID),
+                init_pid(&root, "containerd", ID),
+            );
+            tx.send(r).unwrap();
+        });
+        let (annotations, names, pid) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the lookups returned (a FIFO blocked them)");
+        let e = annotations.expect_err("a FIFO is no config.json");
+        assert!(e.contains("not a regular file"), "{e}");
+        assert_eq!(names, None);
+        assert_eq!(pid, None);
     }
 
     #[test]
