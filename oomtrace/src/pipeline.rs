@@ -210,9 +210,10 @@ impl Pipeline {
                 }
                 self.enrich(&mut ev);
                 let enriched = Instant::now();
-                self.sinks.emit(&ev);
+                self.sinks.emit_held(&ev);
                 self.processing
                     .observe(woke, decoded, enriched, Instant::now());
+                self.sinks.release();
                 if let Some(t) = &mut self.exits
                     && v.present & oomtrace_common::present::PID != 0
                 {

@@ -269,7 +269,8 @@ const EXIT_BUCKETS: [f64; 12] = [
 /// `oomtrace_event_processing_seconds{stage}`: the time the daemon owns for each victim event,
 /// from the ring's wake-up (the event loop woke because the ring had records) to the end of each
 /// stage: `decode` (record checked and copied), `enrich` (event built, owner and outcome from the
-/// caches), `write` (handed to every output: written by direct sinks, queued for a queued one).
+/// caches), `write` (handed to every output: written by direct sinks, copied for a queued one,
+/// whose writer is woken right after this stamp).
 /// Events handled in one wake-up all count from that wake-up.
 #[derive(Clone, Debug)]
 pub struct Processing {

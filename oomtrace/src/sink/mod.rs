@@ -74,6 +74,14 @@ pub trait Sink: Send {
     fn name(&self) -> &str;
     /// Writes one event, flushed.
     fn emit(&mut self, ev: &Event) -> std::io::Result<()>;
+    /// [`Sink::emit`], except that a sink with a writer thread may hold the event back until
+    /// [`Sink::release`] (the pipeline stamps the end of its own work in between). Default:
+    /// `emit`.
+    fn emit_held(&mut self, ev: &Event) -> std::io::Result<()> {
+        self.emit(ev)
+    }
+    /// Hands over what [`Sink::emit_held`] held back.
+    fn release(&mut self) {}
     /// Reports records the kernel side lost. Sinks that have no way to say it ignore it.
     fn lost(&mut self, _rec: &crate::event::Lost) -> std::io::Result<()> {
         Ok(())
@@ -166,8 +174,15 @@ impl Sinks {
     }
 
     pub fn emit(&mut self, ev: &Event) {
+        self.emit_held(ev);
+        self.release();
+    }
+
+    /// [`Sinks::emit`] in two steps, for the pipeline's stamps: inline sinks write now, the
+    /// writer threads get the event at [`Sinks::release`].
+    pub fn emit_held(&mut self, ev: &Event) {
         for s in &mut self.all {
-            if let Err(e) = s.emit(ev) {
+            if let Err(e) = s.emit_held(ev) {
                 self.errors += 1;
                 log::warn!(
                     "sink {}: writing event of pid {}: {e}",
@@ -175,6 +190,13 @@ impl Sinks {
                     ev.victim.pid
                 );
             }
+        }
+    }
+
+    /// Hands the events held by [`Sinks::emit_held`] to the writer threads.
+    pub fn release(&mut self) {
+        for s in &mut self.all {
+            s.release();
         }
     }
 }

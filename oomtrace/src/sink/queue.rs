@@ -49,6 +49,8 @@ pub struct Queued {
     /// All queued sinks' drops together (the metric).
     stalled: Counter,
     thread: Option<JoinHandle<()>>,
+    /// Events [`Sink::emit_held`] copied, sent at [`Sink::release`].
+    held: Vec<Event>,
 }
 
 impl Queued {
@@ -73,7 +75,16 @@ impl Queued {
             shared,
             stalled,
             thread: Some(thread),
+            held: Vec::new(),
         })
+    }
+
+    /// Queues an event; when the queue is full, drops it and counts it.
+    fn queue(&self, ev: Box<Event>) {
+        if self.send(Msg::Event(ev)).is_err() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            self.stalled.inc();
+        }
     }
 
     fn send(&self, msg: Msg) -> Result<(), Msg> {
@@ -91,26 +102,7 @@ impl Queued {
     }
 }
 
-/// Puts the calling thread (a writer) in `SCHED_BATCH`. A woken `SCHED_NORMAL` thread may
-/// preempt the one that woke it; a batch thread never does (the scheduler leaves its wake-up to
-/// the next tick or an idle CPU). So handing an event to a writer returns at once and the drain
-/// finishes its records first, instead of waiting while the writer, woken on the drain's CPU,
-/// serialises and writes the line (the write stage of `oomtrace_event_processing_seconds`).
-/// The writer still runs within microseconds when a CPU is free: its nice value is unchanged.
-fn batch_priority() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler(2) on the calling thread (pid 0) reads `param` only.
-    let r = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &raw const param) };
-    if r != 0 {
-        log::debug!(
-            "writer thread: SCHED_BATCH refused: {}",
-            std::io::Error::last_os_error()
-        );
-    }
-}
-
 fn write_loop(sink: &mut dyn Sink, rx: &Receiver<Msg>, shared: &Shared, node: &str) {
-    batch_priority();
     let mut dropped_total = 0u64;
     while let Ok(msg) = rx.recv() {
         if shared.reopen.swap(false, Ordering::Relaxed)
@@ -175,11 +167,24 @@ impl Sink for Queued {
 
     /// Queues the event; when the queue is full, drops it and counts it.
     fn emit(&mut self, ev: &Event) -> std::io::Result<()> {
-        if self.send(Msg::Event(Box::new(ev.clone()))).is_err() {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            self.stalled.inc();
-        }
+        self.queue(Box::new(ev.clone()));
         Ok(())
+    }
+
+    /// Copies the event, and queues it at [`Sink::release`]: queueing wakes the writer, which
+    /// may take the CPU from the drain at once; the drain stamps the end of its work first.
+    fn emit_held(&mut self, ev: &Event) -> std::io::Result<()> {
+        self.held.push(ev.clone());
+        Ok(())
+    }
+
+    fn release(&mut self) {
+        let mut held = std::mem::take(&mut self.held);
+        for ev in held.drain(..) {
+            self.queue(Box::new(ev));
+        }
+        // Keeps the allocation for the next event.
+        self.held = held;
     }
 
     fn lost(&mut self, rec: &Lost) -> std::io::Result<()> {
@@ -216,6 +221,7 @@ impl Sink for Queued {
     /// Lets the writer finish what is queued, waiting until `deadline` at most (a blocked
     /// output must not keep the daemon from exiting).
     fn close(&mut self, deadline: Instant) {
+        self.release();
         self.tx = None;
         let Some(t) = self.thread.take() else { return };
         while !t.is_finished() && Instant::now() < deadline {
@@ -272,41 +278,45 @@ mod tests {
         }
     }
 
-    /// Records the scheduling policy of the thread that writes.
-    struct Policy(Arc<Mutex<Vec<i32>>>);
+    /// Records the pids it is given.
+    struct Record(Arc<Mutex<Vec<u32>>>);
 
-    impl Sink for Policy {
+    impl Sink for Record {
         fn name(&self) -> &'static str {
-            "policy"
+            "record"
         }
-        fn emit(&mut self, _: &Event) -> std::io::Result<()> {
-            // SAFETY: sched_getscheduler(2) of the calling thread; no memory is passed.
-            let policy = unsafe { libc::sched_getscheduler(0) };
-            self.0.lock().unwrap().push(policy);
-            Ok(())
-        }
-        fn lost(&mut self, _: &Lost) -> std::io::Result<()> {
+        fn emit(&mut self, ev: &Event) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(ev.victim.pid);
             Ok(())
         }
     }
 
-    /// The writer never preempts the drain that wakes it: it writes as SCHED_BATCH (the drain,
-    /// here the test thread, stays SCHED_OTHER).
+    /// A held event reaches the writer at `release`, not before: the drain's stamp comes first,
+    /// and waking the writer cannot delay it.
     #[test]
-    fn the_writer_runs_as_a_batch_thread() {
+    fn a_held_event_reaches_the_writer_at_release() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut q = Queued::spawn(
-            Box::new(Policy(seen.clone())),
+            Box::new(Record(seen.clone())),
             4,
             "n".into(),
             Counter::default(),
         )
         .unwrap();
-        q.emit(&crate::testutil::event(1)).unwrap();
+        q.emit_held(&crate::testutil::event(1)).unwrap();
+        q.emit_held(&crate::testutil::event(2)).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(seen.lock().unwrap().is_empty(), "written before release");
+        q.release();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.lock().unwrap().len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(*seen.lock().unwrap(), [1, 2]);
+        // Held and never released: `close` hands it over before the writer ends.
+        q.emit_held(&crate::testutil::event(3)).unwrap();
         q.close(Instant::now() + Duration::from_secs(5));
-        assert_eq!(*seen.lock().unwrap(), [libc::SCHED_BATCH]);
-        // SAFETY: as above.
-        assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
+        assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
     }
 
     #[test]
