@@ -54,6 +54,10 @@ pub struct Pipeline {
     exits: Option<ExitTracker>,
     /// `oomtrace_event_processing_seconds`: wake-up → decode → enrich → write, per victim.
     pub processing: crate::sink::metrics::Processing,
+    /// Test setting `OOMTRACE_TEST_DRAIN_STALL=PATH`: the first victim event reads `PATH` in
+    /// the drain (a FIFO blocks it there until the test writes), so that the health tests can
+    /// stall the drain for real.
+    test_stall: Option<std::path::PathBuf>,
 }
 
 impl Pipeline {
@@ -80,6 +84,7 @@ impl Pipeline {
             recent_cgroups: Vec::new(),
             exits: None,
             processing: crate::sink::metrics::Processing::default(),
+            test_stall: std::env::var_os("OOMTRACE_TEST_DRAIN_STALL").map(Into::into),
         }
     }
 
@@ -207,6 +212,13 @@ impl Pipeline {
                     && let Some(cg) = &ev.victim.cgroup
                 {
                     self.recent_cgroups.push(cg.path.clone());
+                }
+                if let Some(p) = self.test_stall.take() {
+                    log::warn!(
+                        "test setting: the drain reads {} (OOMTRACE_TEST_DRAIN_STALL)",
+                        p.display()
+                    );
+                    let _ = std::fs::read(&p);
                 }
                 self.enrich(&mut ev);
                 let enriched = Instant::now();

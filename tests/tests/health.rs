@@ -170,20 +170,17 @@ fn healthz_is_503_once_the_pinned_victim_link_is_removed() {
     d.stop();
 }
 
-/// containerd's task state of container `id` at `<root>/run/containerd/…/<id>/config.json`,
-/// made a FIFO: opening it blocks until a writer comes.
-fn fifo_config(root: &Path, id: &str) -> PathBuf {
-    let dir = root.join(format!(
-        "run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}"
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let fifo = dir.join("config.json");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+/// A FIFO: reading it blocks until a writer comes.
+fn fifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo with a valid C string.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
-    fifo
 }
 
+/// The drain is stalled for real: with the test setting `OOMTRACE_TEST_DRAIN_STALL`, the daemon
+/// reads a FIFO in the drain before it names the first victim, and blocks there until the test
+/// writes to it. (A FIFO at a runtime's `config.json` did this until the enricher learnt to
+/// refuse anything but regular files.)
 #[test]
 fn healthz_is_503_while_the_drain_is_stuck_and_200_when_idle() {
     if !require_root() {
@@ -195,29 +192,10 @@ fn healthz_is_503_while_the_drain_is_stuck_and_200_when_idle() {
         "{:064x}",
         u128::from(std::process::id()) * 0x7f4a_7c15_9e37_79b9
     );
-    let fifo = fifo_config(host.path(), &id);
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut d = Daemon::start(&[
-        "run",
-        "--host-root",
-        host.path().to_str().unwrap(),
-        "--metrics-addr",
-        &addr,
-        "--healthz-stall",
-        "1s",
-    ]);
-    // Idle for longer than the stall time: healthy.
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(http_get(&addr, "/healthz", None), (200, "ok\n".into()));
-
-    // A kill in that container: naming it, the drain opens the FIFO and blocks there.
-    let cg = MemCgroup::create(&format!("kubepods/burstable/pod{uid}/{id}"), Some(LIMIT));
-    let pid = kill_in(&cg);
-    let (code, body) = healthz_until(&addr, Duration::from_secs(10), |c, _| c == 503);
-    assert_eq!(code, 503, "{body}");
-    assert!(body.starts_with("drain stalled"), "{body}");
-
-    // Unblock it: the event comes, and the daemon is healthy again.
+    let task = host.path().join(format!(
+        "run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}"
+    ));
+    std::fs::create_dir_all(&task).unwrap();
     let config = serde_json::json!({
         "annotations": {
             "io.kubernetes.cri.container-type": "container",
@@ -227,7 +205,35 @@ fn healthz_is_503_while_the_drain_is_stuck_and_200_when_idle() {
             "io.kubernetes.cri.sandbox-uid": uid,
         }
     });
-    std::fs::write(&fifo, config.to_string()).expect("writing the FIFO");
+    std::fs::write(task.join("config.json"), config.to_string()).unwrap();
+    let stall = host.path().join("stall");
+    fifo(&stall);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut d = Daemon::start_env(
+        &[("OOMTRACE_TEST_DRAIN_STALL", stall.to_str().unwrap())],
+        &[
+            "run",
+            "--host-root",
+            host.path().to_str().unwrap(),
+            "--metrics-addr",
+            &addr,
+            "--healthz-stall",
+            "1s",
+        ],
+    );
+    // Idle for longer than the stall time: healthy.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(http_get(&addr, "/healthz", None), (200, "ok\n".into()));
+
+    // A kill in that container: the drain reads the FIFO before naming it, and blocks there.
+    let cg = MemCgroup::create(&format!("kubepods/burstable/pod{uid}/{id}"), Some(LIMIT));
+    let pid = kill_in(&cg);
+    let (code, body) = healthz_until(&addr, Duration::from_secs(10), |c, _| c == 503);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.starts_with("drain stalled"), "{body}");
+
+    // Unblock it: the event comes, named, and the daemon is healthy again.
+    std::fs::write(&stall, "go").expect("writing the FIFO");
     let (_, ev) = d.victim(pid, Duration::from_secs(5));
     assert_eq!(ev["container"]["name"], "stuck", "{ev}");
     let (code, body) = healthz_until(&addr, Duration::from_secs(5), |c, _| c == 200);
