@@ -189,6 +189,8 @@ pub fn scenario(name: &str, s: Option<&Scenario>, ctx: &Ctx) -> Vec<TestResult> 
 struct Dmesg {
     /// `CPU: 0 PID: 156 Comm: dd` of the OOM header's stack dump: the trigger.
     trigger_pid: Option<u64>,
+    /// `... invoked oom-killer: gfp_mask=...` headers: runs of the OOM killer.
+    invocations: usize,
     trigger_comm: Option<String>,
     gfp_mask: Option<u64>,
     order: Option<u64>,
@@ -276,6 +278,9 @@ fn parse_dmesg(text: &str) -> Dmesg {
     let mut d = Dmesg::default();
     let mut header: Option<Vec<String>> = None;
     for line in text.lines() {
+        if line.contains(" invoked oom-killer: gfp_mask=") {
+            d.invocations += 1;
+        }
         if let Some(i) = line.find(" invoked oom-killer: gfp_mask=")
             && d.gfp_mask.is_none()
         {
@@ -476,8 +481,17 @@ fn group_kill_kernel(s: &Scenario, set: &KernelSet, c: &mut Check) {
         format!("dmesg trigger {:?} is not in the group", d.trigger_pid)
     });
     let ev = "memory.events:/group";
-    // The chosen task is not the trigger here: one `oom` on every kernel of the matrix.
-    c.eq("memory.events oom", s.counter(ev, "oom"), 1);
+    // The chosen task is not the trigger here: one `oom` on every kernel of the matrix, as a
+    // rule. But the kernel counts an `oom` at every charge that fails after reclaim
+    // (try_charge_memcg, before the OOM killer looks), and another member of the group may
+    // charge again before the killed ones have freed their memory: that charge counts a second
+    // `oom` and the OOM killer does not run again (seen once on 6.12: `oom 2`, one
+    // `invoked oom-killer` header, four kills). So: one run of the OOM killer, and 1 to 4 `oom`.
+    c.eq("dmesg `invoked oom-killer` headers", Some(d.invocations), 1);
+    let oom = s.counter(ev, "oom");
+    c.that(matches!(oom, Some(1..=4)), || {
+        format!("memory.events oom {oom:?}, want 1 (or up to one per group member)")
+    });
     // A counter this kernel does not have is an expected absence.
     let group = s.counter(ev, "oom_group_kill");
     if set.has.oom_group_kill_counter {
