@@ -624,15 +624,12 @@ fn stderr_tail(s: &Scenario) -> String {
 /// stopped cleanly on SIGINT. Returns its victim lines.
 /// Without a context hook, the limit is the one the victim hook read in the kernel.
 fn oomtrace_limit_bpf(s: &Scenario, set: &KernelSet, c: &mut Check) {
-    let victims = oomtrace_run(
+    if let Some(v) = one_victim(
         s,
         &[&format!("victim={}", set.victim_hook()), "context=none"],
         c,
-    );
-    c.that(victims.len() == 1, || {
-        format!("{} victim lines, want 1", victims.len())
-    });
-    for v in &victims {
+    ) {
+        let v = &v;
         c.eq("limit.source", str_at(v, "limit.source"), "bpf");
         c.eq("limit.bytes", u64_at(v, "limit.bytes"), MEMCG_LIMIT);
         c.eq("limit.cgroup", str_at(v, "limit.cgroup"), "/limit-bpf");
@@ -693,6 +690,15 @@ fn oomtrace_contexts_lru(s: &Scenario, set: &KernelSet, c: &mut Check) {
     c.that(err.contains("OOMTRACE_TEST_CONTEXT_MAP_ENTRIES"), || {
         "the 2-entry CONTEXTS test setting was not applied".into()
     });
+}
+
+/// The one victim line of `oomtrace run` with `hooks`; not exactly one is a failure.
+fn one_victim(s: &Scenario, hooks: &[&str], c: &mut Check) -> Option<Json> {
+    let victims = oomtrace_run(s, hooks, c);
+    c.that(victims.len() == 1, || {
+        format!("{} victim lines, want 1", victims.len())
+    });
+    victims.into_iter().next()
 }
 
 fn oomtrace_run(s: &Scenario, hooks: &[&str], c: &mut Check) -> Vec<Json> {
@@ -1062,18 +1068,17 @@ fn memcg_fields(s: &Scenario, v: &Json, e: &MemcgDomain<'_>, c: &mut Check) {
 fn memcg_single(s: &Scenario, hooks: [&str; 2], cg: &str, c: &mut Check) {
     let d = parse_dmesg(s.section("dmesg"));
     let [victim_hook, context_hook] = hooks;
-    let victims = oomtrace_run(
+    let Some(v) = one_victim(
         s,
         &[
             &format!("victim={victim_hook}"),
             &format!("context={context_hook}"),
         ],
         c,
-    );
-    c.that(victims.len() == 1, || {
-        format!("{} victim lines, want 1", victims.len())
-    });
-    let Some(v) = victims.first() else { return };
+    ) else {
+        return;
+    };
+    let v = &v;
     c.eq("hook", str_at(v, "hook"), victim_hook);
     kernel_lines(s, v, &d, c);
     c.eq(
@@ -1189,11 +1194,10 @@ fn tracepoint_other_kernel(s: &Scenario, c: &mut Check) {
 /// the kernel's `Killed process` line, and nothing read from the trigger.
 fn oomtrace_tracepoint_other(s: &Scenario, set: &KernelSet, c: &mut Check) {
     let d = parse_dmesg(s.section("dmesg"));
-    let victims = oomtrace_run(s, &["victim=tracepoint", "context=fentry"], c);
-    c.that(victims.len() == 1, || {
-        format!("{} victim lines, want 1", victims.len())
-    });
-    let Some(v) = victims.first() else { return };
+    let Some(v) = one_victim(s, &["victim=tracepoint", "context=fentry"], c) else {
+        return;
+    };
+    let v = &v;
     let hog = s.info_u64("victim_pid").unwrap_or(0);
     let trig = s.info_u64("trigger_pid").unwrap_or(0);
     c.eq("hook", str_at(v, "hook"), "tracepoint");
@@ -1292,15 +1296,14 @@ fn memcg_v1_kernel(s: &Scenario, c: &mut Check) {
 /// cgroup paths in the v1 memory hierarchy, the limit its memory.limit_in_bytes.
 fn oomtrace_memcg_v1(s: &Scenario, set: &KernelSet, c: &mut Check) {
     let d = parse_dmesg(s.section("dmesg"));
-    let victims = oomtrace_run(
+    let Some(v) = one_victim(
         s,
         &[&format!("victim={}", set.victim_hook()), "context=fentry"],
         c,
-    );
-    c.that(victims.len() == 1, || {
-        format!("{} victim lines, want 1", victims.len())
-    });
-    let Some(v) = victims.first() else { return };
+    ) else {
+        return;
+    };
+    let v = &v;
     c.eq("hook", str_at(v, "hook"), set.victim_hook());
     c.eq(
         "victim.pid",
@@ -1407,15 +1410,14 @@ fn oomtrace_group_kill(s: &Scenario, set: &KernelSet, c: &mut Check) {
 
 fn oomtrace_parent_domain(s: &Scenario, set: &KernelSet, c: &mut Check) {
     let d = parse_dmesg(s.section("dmesg"));
-    let victims = oomtrace_run(
+    let Some(v) = one_victim(
         s,
         &[&format!("victim={}", set.victim_hook()), "context=fentry"],
         c,
-    );
-    c.that(victims.len() == 1, || {
-        format!("{} victim lines, want 1", victims.len())
-    });
-    let Some(v) = victims.first() else { return };
+    ) else {
+        return;
+    };
+    let v = &v;
     c.eq(
         "victim.pid",
         u64_at(v, "victim.pid"),
