@@ -701,6 +701,22 @@ fn one_victim(s: &Scenario, hooks: &[&str], c: &mut Check) -> Option<Json> {
     victims.into_iter().next()
 }
 
+/// The one victim line with the victim hook oomtrace picks on this kernel and the fentry context
+/// hook; its pid must be the scenario's victim.
+fn picked_victim(s: &Scenario, set: &KernelSet, c: &mut Check) -> Option<Json> {
+    let v = one_victim(
+        s,
+        &[&format!("victim={}", set.victim_hook()), "context=fentry"],
+        c,
+    )?;
+    c.eq(
+        "victim.pid",
+        u64_at(&v, "victim.pid"),
+        s.info_u64("victim_pid").unwrap_or(0),
+    );
+    Some(v)
+}
+
 fn oomtrace_run(s: &Scenario, hooks: &[&str], c: &mut Check) -> Vec<Json> {
     if s.info("oomtrace") == Some("absent") {
         c.fail("oomtrace was not in the VM".into());
@@ -1296,20 +1312,11 @@ fn memcg_v1_kernel(s: &Scenario, c: &mut Check) {
 /// cgroup paths in the v1 memory hierarchy, the limit its memory.limit_in_bytes.
 fn oomtrace_memcg_v1(s: &Scenario, set: &KernelSet, c: &mut Check) {
     let d = parse_dmesg(s.section("dmesg"));
-    let Some(v) = one_victim(
-        s,
-        &[&format!("victim={}", set.victim_hook()), "context=fentry"],
-        c,
-    ) else {
+    let Some(v) = picked_victim(s, set, c) else {
         return;
     };
     let v = &v;
     c.eq("hook", str_at(v, "hook"), set.victim_hook());
-    c.eq(
-        "victim.pid",
-        u64_at(v, "victim.pid"),
-        s.info_u64("victim_pid").unwrap_or(0),
-    );
     kernel_lines(s, v, &d, c);
     common_fields(v, &d, c);
     memcg_fields(
@@ -1410,19 +1417,10 @@ fn oomtrace_group_kill(s: &Scenario, set: &KernelSet, c: &mut Check) {
 
 fn oomtrace_parent_domain(s: &Scenario, set: &KernelSet, c: &mut Check) {
     let d = parse_dmesg(s.section("dmesg"));
-    let Some(v) = one_victim(
-        s,
-        &[&format!("victim={}", set.victim_hook()), "context=fentry"],
-        c,
-    ) else {
+    let Some(v) = picked_victim(s, set, c) else {
         return;
     };
     let v = &v;
-    c.eq(
-        "victim.pid",
-        u64_at(v, "victim.pid"),
-        s.info_u64("victim_pid").unwrap_or(0),
-    );
     common_fields(v, &d, c);
     kernel_lines(s, v, &d, c);
     memcg_fields(
